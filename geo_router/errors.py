@@ -1,0 +1,121 @@
+"""One family of domain errors.
+
+The library raises only these; the API maps each class to an HTTP status in one table
+(``api/errors.py``) and renders ``application/problem+json``. ``message`` is safe to show a
+client; ``detail`` carries anything extra (field names, per-feature reasons) as plain data.
+
+    GeoRouterError
+    ├── ConfigurationError          settings or secrets missing / unusable
+    │   └── ProfileError            a city profile that cannot be loaded (file + key named)
+    ├── InputError                  a caller sent something unusable (4xx)
+    │   ├── InvalidCoordinatesError NaN / infinite / out of range / not numbers (row named)
+    │   ├── UnknownCRSError         a CRS pyproj does not know
+    │   ├── InvalidGeometryError    malformed or invalid GeoJSON / geometry
+    │   ├── UnknownCategoryError    a category code the profile does not define
+    │   ├── InvalidPhoneError       a phone number that does not parse
+    │   ├── BatchTooLargeError      more points than the configured limit
+    │   └── IdempotencyConflictError same Idempotency-Key, different body
+    ├── LayerValidationError        a zone layer refused by the validation gate (per feature)
+    ├── NotFoundError               an id that does not exist (or is not visible to the caller)
+    ├── AuthenticationError         no key / unknown key / revoked key
+    ├── PermissionDeniedError       a key whose role may not do this
+    └── RateLimitedError            over a rate limit (``retry_after_s``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BatchTooLargeError",
+    "ConfigurationError",
+    "GeoRouterError",
+    "IdempotencyConflictError",
+    "InputError",
+    "InvalidCoordinatesError",
+    "InvalidGeometryError",
+    "InvalidPhoneError",
+    "LayerValidationError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProfileError",
+    "RateLimitedError",
+    "UnknownCRSError",
+    "UnknownCategoryError",
+]
+
+
+class GeoRouterError(Exception):
+    """Base of every error geo_router raises on purpose."""
+
+    def __init__(self, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail: dict[str, Any] = detail or {}
+
+
+class ConfigurationError(GeoRouterError):
+    """Settings, secrets or files the service needs are missing or unusable."""
+
+
+class ProfileError(ConfigurationError):
+    """A city profile that cannot be loaded; the message names the file and the key."""
+
+
+class InputError(GeoRouterError):
+    """Input from a caller that cannot be used."""
+
+
+class InvalidCoordinatesError(InputError):
+    """Coordinates that are NaN, infinite, out of range or not numbers."""
+
+
+class UnknownCRSError(InputError):
+    """A coordinate reference system that pyproj does not know."""
+
+
+class InvalidGeometryError(InputError):
+    """Malformed GeoJSON or a geometry that cannot be used."""
+
+
+class UnknownCategoryError(InputError):
+    """A report category code that the city profile does not define."""
+
+
+class InvalidPhoneError(InputError):
+    """A phone number that cannot be parsed or is not a possible number."""
+
+
+class BatchTooLargeError(InputError):
+    """More items in one request than the configured limit."""
+
+
+class IdempotencyConflictError(InputError):
+    """An Idempotency-Key reused with a different request body."""
+
+
+class LayerValidationError(GeoRouterError):
+    """A zone layer refused by the validation gate; ``detail['report']`` has the reasons."""
+
+
+class NotFoundError(GeoRouterError):
+    """Something that does not exist, or that the caller may not see."""
+
+
+class AuthenticationError(GeoRouterError):
+    """A request with no API key, an unknown key or a revoked key."""
+
+
+class PermissionDeniedError(GeoRouterError):
+    """A key whose role may not perform the operation."""
+
+
+class RateLimitedError(GeoRouterError):
+    """Over a rate limit; retry after ``retry_after_s`` seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after_s: int, detail: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.retry_after_s = retry_after_s

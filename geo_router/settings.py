@@ -1,0 +1,55 @@
+"""Service settings, read from ``GEO_ROUTER_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The bundled demo city, used whenever no profile is named.
+DEMO_CITY_PROFILE = Path(__file__).resolve().parent.parent / "zones_data" / "demo_city" / "city.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is ``GEO_ROUTER_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GEO_ROUTER_", env_file=".env", extra="ignore")
+
+    city: Path = Field(DEMO_CITY_PROFILE, description="City profile (TOML) to serve.")
+    data_dir: Path = Field(Path(".geo_router"), description="Embedded database, secrets.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means SQLite in data_dir (embedded default)."
+    )
+    production: bool = Field(
+        False, description="Refuse to start without configured secrets (no generated files)."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    boundary_tolerance_m: float = Field(10.0, ge=0, le=1000)
+    default_k: int = Field(3, ge=1, le=50)
+    batch_limit: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    tile_url: str | None = Field(None, description="XYZ tile URL for the map page; none by default.")
+    pepper: str | None = Field(None, description="HMAC pepper for phone lookups (secret).")
+    encryption_key: str | None = Field(None, description="Fernet key for phones/addresses.")
+    secrets_file: Path | None = Field(None, description="File holding pepper + encryption key.")
+    rate_limit_per_hour: int = Field(20, ge=1, description="Non-emergency reports per number.")
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Where the embedded SQLite database lives."""
+        return self.data_dir / "geo_router.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file."""
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once (tests build their own ``Settings``)."""
+    return Settings()
