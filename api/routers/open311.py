@@ -1,0 +1,7 @@
+"""open311 endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

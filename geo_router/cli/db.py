@@ -1,0 +1,5 @@
+"""geo-router db commands."""
+
+from __future__ import annotations
+
+from geo_router.cli.app import app  # noqa: F401

@@ -1,0 +1,73 @@
+"""Shared fixtures: the demo city, the real data sets beside the repo, databases."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from geo_router.settings import DEMO_CITY_PROFILE
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("GEO_ROUTER_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only real data sets (``../shared/data``); skips when this clone has none."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"real data sets not found at {SHARED_DATA} (a fresh clone has none; "
+            "set GEO_ROUTER_SHARED_DATA to point at them)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_profile_path() -> Path:
+    """The bundled demo city's profile."""
+    return DEMO_CITY_PROFILE
+
+
+@pytest.fixture(scope="session")
+def demo_router(demo_profile_path: Path):  # type: ignore[no-untyped-def]
+    """A Router over the demo city, built once per test session."""
+    from geo_router.router import Router
+
+    return Router.from_profile(demo_profile_path)
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get("GEO_ROUTER_TEST_DATABASE_URL")
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: SQLite in tmp_path, then PostgreSQL/PostGIS when configured.
+
+    The PostgreSQL variant skips with a reason unless GEO_ROUTER_TEST_DATABASE_URL is set; each
+    test gets its own schema there, dropped afterwards.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    url = _postgres_url()
+    if not url:
+        pytest.skip("PostgreSQL tests need GEO_ROUTER_TEST_DATABASE_URL (set by .ci/run)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    yield f"{url}{sep}options=-csearch_path%3D{schema},public"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
