@@ -1,7 +1,250 @@
-"""open311 endpoints."""
+"""Open311 GeoReport v2 at ``/open311/v2/`` (JSON and XML, the spec's error lists).
+
+Existing GeoReport v2 clients work unchanged: POST is form-encoded (or multipart) with
+``api_key`` in the form; every answer is a list; errors are ``[{"code", "description"}]``
+(``<errors><error>`` in XML) with the matching HTTP status. GET endpoints are public and
+never show personal data.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.auth import check_role
+from api.deps import router_or_503
+from api.errors import status_for
+from api.routers.reports import get_report_service
+from geo_router import open311
+from geo_router.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    GeoRouterError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    UnknownCategoryError,
+)
+from geo_router.reports import Report, ReportService
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+POST_ROLES = ("intake",)
+
+
+def _respond(kind: str, payload: Any, fmt: open311.Format, status: int = 200) -> Response:
+    body, media_type = open311.render(kind, payload, fmt)
+    return Response(body, status, media_type=media_type)
+
+
+def _error(exc: GeoRouterError, fmt: open311.Format) -> Response:
+    """A domain error as the spec's error list: 400 input, 403 key, 404 unknown id."""
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):
+        status = 403
+    elif isinstance(exc, NotFoundError):
+        status = 404
+    elif isinstance(exc, InputError):
+        status = 400
+    else:
+        status = status_for(exc)
+    response = _respond("errors", open311.error_list(status, exc.message), fmt, status)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
+    return response
+
+
+def _format(fmt: str) -> open311.Format | None:
+    try:
+        return open311.parse_format(fmt)
+    except InputError:
+        return None
+
+
+def _bad_format(fmt: str) -> Response:
+    text = f"unknown format {fmt!r}: use .json or .xml"
+    return _respond("errors", open311.error_list(404, text), "json", 404)
+
+
+async def _service(request: Request) -> ReportService:
+    """The report service, built as the native API builds it."""
+    app_state = request.app.state
+    if app_state.store is None or app_state.secrets is None:
+        raise ConfigurationError("the database store is not open")
+    return await get_report_service(
+        router_or_503(request),
+        app_state.store,
+        app_state.secrets,
+        app_state.geocoder,
+        app_state.settings,
+    )
+
+
+def _service_names(service: ReportService) -> dict[str, str]:
+    return {c.code: c.name or c.code for c in service.router.snapshot.profile.categories}
+
+
+@router.get("/services.{fmt}", summary="Open311: the service list (our categories)")
+async def services(request: Request, fmt: str) -> Response:
+    """Every category as an Open311 service; ``group`` is the agency."""
+    out = _format(fmt)
+    if out is None:
+        return _bad_format(fmt)
+    try:
+        city = router_or_503(request)
+    except GeoRouterError as exc:
+        return _error(exc, out)
+    return _respond("services", open311.service_list(city.snapshot.profile.categories), out)
+
+
+@router.get("/services/{service_code}.{fmt}", summary="Open311: a service definition")
+async def service_definition(request: Request, service_code: str, fmt: str) -> Response:
+    """The definition of one service (no extra attributes); 404 for unknown codes."""
+    out = _format(fmt)
+    if out is None:
+        return _bad_format(fmt)
+    try:
+        city = router_or_503(request)
+        categories = {c.code: c for c in city.snapshot.profile.categories}
+        if service_code not in categories:
+            known = ", ".join(categories) or "none"
+            raise NotFoundError(f"service_code {service_code!r} not found (services: {known})")
+    except GeoRouterError as exc:
+        return _error(exc, out)
+    return _respond("definition", open311.service_definition(categories[service_code]), out)
+
+
+def _find(service: ReportService, query: open311.Open311Query) -> list[Report]:
+    """Up to ``query.limit`` reports, fetched in pages of the service's maximum."""
+    items: list[Report] = []
+    filters = query.filters
+    while len(items) < query.limit:
+        page = service.list(filters, actor=None)
+        items.extend(page.items)
+        if len(page.items) < filters.limit:
+            break
+        filters = filters.model_copy(update={"offset": filters.offset + filters.limit})
+    return items[: query.limit]
+
+
+@router.get("/requests.{fmt}", summary="Open311: query service requests")
+async def list_requests(request: Request, fmt: str) -> Response:
+    """Requests by ids, service_code, start/end date (last 90 days by default), status."""
+    out = _format(fmt)
+    if out is None:
+        return _bad_format(fmt)
+    try:
+        service = await _service(request)
+        query = open311.parse_query(request.query_params, now=datetime.now(UTC))
+        found = await run_in_threadpool(_find, service, query)
+        names = _service_names(service)
+    except GeoRouterError as exc:
+        return _error(exc, out)
+    items = [open311.service_request(r, names.get(r.category)) for r in found]
+    return _respond("requests", items, out)
+
+
+@router.get("/requests/{request_id}.{fmt}", summary="Open311: one service request")
+async def get_request(request: Request, request_id: str, fmt: str) -> Response:
+    """One request as a one-item list; 404 for unknown ids."""
+    out = _format(fmt)
+    if out is None:
+        return _bad_format(fmt)
+    try:
+        service = await _service(request)
+        report = await run_in_threadpool(service.get, request_id, actor=None)
+        names = _service_names(service)
+    except GeoRouterError as exc:
+        return _error(exc, out)
+    return _respond("requests", [open311.service_request(report, names.get(report.category))], out)
+
+
+@router.get("/tokens/{token}.{fmt}", summary="Open311: request id of a token")
+async def get_token(request: Request, token: str, fmt: str) -> Response:
+    """Ids are issued synchronously, so a token is its request's id."""
+    out = _format(fmt)
+    if out is None:
+        return _bad_format(fmt)
+    try:
+        service = await _service(request)
+        report = await run_in_threadpool(service.get, token, actor=None)
+    except GeoRouterError as exc:
+        return _error(exc, out)
+    return _respond("requests", open311.token_response(token, report.id), out)
+
+
+def _principal(request: Request, key: str | None) -> Any:
+    """The caller of a POST: the form's ``api_key`` (or the usual headers), intake or admin."""
+    auth = request.app.state.auth
+    if auth is None:
+        raise ConfigurationError("authentication is not configured (store not open)")
+    headers = {"x-api-key": key} if key else request.headers
+    try:
+        principal = auth.authenticate(headers)
+    except AuthenticationError as exc:
+        raise AuthenticationError(
+            "api_key was not provided or is not valid" if key is None else exc.message
+        ) from None
+    check_role(principal, POST_ROLES)
+    return principal
+
+
+@router.post(
+    "/requests.{fmt}",
+    summary="Open311: create a service request (form-encoded)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["service_code"],
+                        "properties": {
+                            name: {"type": "string"}
+                            for name in (
+                                "api_key",
+                                "jurisdiction_id",
+                                "service_code",
+                                "lat",
+                                "long",
+                                "address_string",
+                                "address_id",
+                                "email",
+                                "device_id",
+                                "account_id",
+                                "first_name",
+                                "last_name",
+                                "phone",
+                                "description",
+                                "media_url",
+                            )
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def create_request(request: Request, fmt: str) -> Response:
+    """File a report from an Open311 form; answers ``[{service_request_id, ...}]``."""
+    out = _format(fmt)
+    if out is None:
+        return _bad_format(fmt)
+    try:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        post = open311.parse_post(fields)
+        actor = _principal(request, post.api_key)
+        service = await _service(request)
+        channel = getattr(actor, "channel", None) or "web"
+        report_in = post.to_report_input(channel)
+        report = await run_in_threadpool(lambda: service.create(report_in, actor=actor))
+    except UnknownCategoryError as exc:
+        return _error(InputError(f"service_code: {exc.message}"), out)
+    except GeoRouterError as exc:
+        return _error(exc, out)
+    return _respond("requests", open311.post_response(report), out)

@@ -1,5 +1,36 @@
-"""geo-router db commands."""
+"""geo-router db: database migrations."""
 
 from __future__ import annotations
 
-from geo_router.cli.app import app  # noqa: F401
+import typer
+from rich.console import Console
+
+from geo_router.cli.app import app
+from geo_router.errors import GeoRouterError
+from geo_router.settings import Settings
+from geo_router.store.database import current_revision, make_engine, upgrade
+
+db_app = typer.Typer(help="Database: apply migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+_err = Console(stderr=True)
+
+
+@db_app.command("upgrade")
+def upgrade_command(
+    revision: str = typer.Option("head", help="Target revision."),
+) -> None:
+    """Apply migrations to GEO_ROUTER_DATABASE_URL (or the embedded SQLite in the data dir)."""
+    settings = Settings()
+    try:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            upgrade(engine, revision)
+            reached = current_revision(engine)
+        finally:
+            engine.dispose()
+    except GeoRouterError as exc:
+        _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    backend = engine.url.get_backend_name()
+    typer.echo(f"database ({backend}) at revision {reached}")

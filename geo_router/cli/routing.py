@@ -1,5 +1,237 @@
-"""geo-router routing commands."""
+"""geo-router routing commands: ``route`` one point, ``route-file`` a whole file, ``validate``.
+
+Domain errors (:class:`~geo_router.errors.GeoRouterError`) end a command with a one-line
+message on stderr and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
-from geo_router.cli.app import app  # noqa: F401
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+import typer
+
+from geo_router.cli.app import app
+from geo_router.errors import GeoRouterError, InputError
+from geo_router.settings import DEMO_CITY_PROFILE
+
+if TYPE_CHECKING:
+    from geo_router.router import Router
+
+#: Exit codes: 1 = a layer the validation gate refuses, 2 = unusable input or configuration.
+EXIT_REFUSED = 1
+EXIT_ERROR = 2
+
+CityOption = Annotated[
+    Path,
+    typer.Option(
+        "--city",
+        envvar="GEO_ROUTER_CITY",
+        help="City profile (TOML); the bundled demo city by default.",
+        show_default=False,
+    ),
+]
+ToleranceOption = Annotated[
+    float | None,
+    typer.Option(
+        "--tolerance-m",
+        min=0,
+        help="Boundary tolerance in metres (default: GEO_ROUTER_BOUNDARY_TOLERANCE_M or 10).",
+    ),
+]
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn GeoRouterError into a one-line message and exit code 2."""
+    try:
+        yield
+    except GeoRouterError as exc:
+        raise fail(exc.message) from None
+
+
+def _tolerance(tolerance_m: float | None) -> float:
+    """The boundary tolerance: the option, else the setting."""
+    if tolerance_m is not None:
+        return tolerance_m
+    from geo_router.settings import get_settings
+
+    return get_settings().boundary_tolerance_m
+
+
+def load_router(city: Path, tolerance_m: float | None = None) -> Router:
+    """Build the router for a city profile (domain errors propagate)."""
+    from geo_router.router import Router
+
+    if not city.is_file():
+        raise InputError(f"{city}: city profile not found")
+    return Router.from_profile(city, tolerance_m=_tolerance(tolerance_m))
+
+
+def _point_from_options(
+    lon: float | None,
+    lat: float | None,
+    x: float | None,
+    y: float | None,
+    crs: str | None,
+) -> tuple[float, float]:
+    """The (lon, lat) to route: given directly, or x/y transformed from ``crs``."""
+    projected = x is not None or y is not None
+    if projected and (lon is not None or lat is not None):
+        raise InputError("give either --lon/--lat or --x/--y with --crs, not both")
+    if projected:
+        if x is None or y is None or crs is None:
+            raise InputError("--x and --y need each other and --crs (e.g. --crs EPSG:32748)")
+        from geo_router.coords import to_lonlat
+
+        lons, lats = to_lonlat([x], [y], crs)
+        return float(lons[0]), float(lats[0])
+    if lon is None or lat is None:
+        raise InputError("give --lon and --lat (or --x, --y and --crs)")
+    if crs is not None:
+        raise InputError("--crs applies to --x/--y; --lon/--lat are always EPSG:4326")
+    return lon, lat
+
+
+@app.command("route")
+def route_command(
+    city: CityOption = DEMO_CITY_PROFILE,
+    lon: Annotated[float | None, typer.Option(help="Longitude (EPSG:4326).")] = None,
+    lat: Annotated[float | None, typer.Option(help="Latitude (EPSG:4326).")] = None,
+    x: Annotated[float | None, typer.Option(help="Easting in --crs.")] = None,
+    y: Annotated[float | None, typer.Option(help="Northing in --crs.")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of --x/--y, e.g. EPSG:32748.")] = None,
+    category: Annotated[str | None, typer.Option(help="Report category code.")] = None,
+    k: Annotated[int, typer.Option(min=1, max=50, help="Responders per type.")] = 3,
+    tolerance_m: ToleranceOption = None,
+) -> None:
+    """Route one location: zones in every layer, nearest responders, the category's agency."""
+    with domain_errors():
+        from geo_router.coords import require_lonlat
+
+        point_lon, point_lat = require_lonlat(*_point_from_options(lon, lat, x, y, crs))
+        router = load_router(city, tolerance_m)
+        result = router.route(point_lon, point_lat, category=category, k=k)
+    typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+@app.command("route-file")
+def route_file_command(
+    input_path: Annotated[
+        Path, typer.Argument(help="CSV (.csv, .csv.gz), GeoJSON, GPKG or Parquet.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output file; format by extension.")
+    ],
+    city: CityOption = DEMO_CITY_PROFILE,
+    lon_field: Annotated[str | None, typer.Option(help="Longitude column.")] = None,
+    lat_field: Annotated[str | None, typer.Option(help="Latitude column.")] = None,
+    x_field: Annotated[str | None, typer.Option(help="Projected x column (needs --crs).")] = None,
+    y_field: Annotated[str | None, typer.Option(help="Projected y column (needs --crs).")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the x/y columns.")] = None,
+    k: Annotated[int, typer.Option(min=1, max=50, help="Nearest facilities per type.")] = 1,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Rows routed at a time.")] = 200_000,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
+    tolerance_m: ToleranceOption = None,
+) -> None:
+    """Route every row of a file; write it with zone ids, candidates, status and responders."""
+    from geo_router.routefile import route_file
+
+    with domain_errors():
+        router = load_router(city, tolerance_m)
+        summary = route_file(
+            input_path,
+            output,
+            router,
+            lon_field=lon_field,
+            lat_field=lat_field,
+            x_field=x_field,
+            y_field=y_field,
+            crs=crs,
+            k=k,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+    typer.echo(f"coordinates from {summary.coordinates}", err=True)
+    typer.echo(
+        f"routed {summary.rows} rows ({summary.valid} valid, {summary.invalid} invalid) "
+        f"in {summary.seconds:.2f} s, {summary.rows_per_s:,.0f} rows/s -> {output}"
+    )
+
+
+def _read_layer(path: Path) -> Any:
+    """Read a zone layer file (any OGR format, or GeoParquet) as a GeoDataFrame in EPSG:4326."""
+    import geopandas as gpd
+
+    if not path.is_file():
+        raise InputError(f"{path}: layer file not found")
+    try:
+        if path.suffix.lower() in {".parquet", ".geoparquet"}:
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio/arrow raise many kinds; one clear line either way
+        raise InputError(f"{path}: cannot read the layer: {exc}") from exc
+    # the gate works in lon/lat (areas come from a local UTM); a layer without CRS is taken as such
+    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
+        gdf = gdf.to_crs(4326)
+    return gdf
+
+
+def _report_text(report: Any) -> str:
+    """The report as text (its own rendering when it has one)."""
+    to_text: Callable[[], str] | None = getattr(report, "to_text", None)
+    if to_text is not None:
+        return to_text()
+    return orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode()
+
+
+@app.command("validate")
+def validate_command(
+    layer_file: Annotated[Path, typer.Argument(help="Zone layer (GeoJSON, GPKG, Shapefile...).")],
+    id_field: Annotated[str, typer.Option(help="Column holding the zone ids.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a zone layer: invalid features, duplicate ids, gaps and overlaps (areas in m2).
+
+    Exits 1 when the layer would be refused, 0 when it would be accepted, 2 when unreadable.
+    """
+    from geo_router.validation import validate_layer
+
+    with domain_errors():
+        gdf = _read_layer(layer_file)
+        if id_field not in gdf.columns:
+            columns = ", ".join(str(name) for name in gdf.columns if name != gdf.geometry.name)
+            raise InputError(f"{layer_file}: no id field {id_field!r} (columns: {columns})")
+        report = validate_layer(gdf, id_field)
+    if as_json:
+        typer.echo(
+            orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        )
+    else:
+        typer.echo(_report_text(report))
+    verdict = "refused" if report.refused else "accepted"
+    typer.echo(f"{layer_file}: layer would be {verdict}", err=True)
+    if report.refused:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+__all__ = [
+    "domain_errors",
+    "load_router",
+    "route_command",
+    "route_file_command",
+    "validate_command",
+]

@@ -1,5 +1,115 @@
-"""geo-router serve commands."""
+"""``geo-router serve``: run the HTTP API under uvicorn.
+
+The library never imports the web layer: uvicorn gets the import string of the app factory
+and the settings travel through ``GEO_ROUTER_*`` environment variables (each worker builds
+its own app from them).
+"""
 
 from __future__ import annotations
 
-from geo_router.cli.app import app  # noqa: F401
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geo_router.cli.app import app
+from geo_router.errors import GeoRouterError
+from geo_router.settings import Settings
+
+#: The uvicorn factory that builds the app from the environment.
+APP_FACTORY = "api.main:create_app_from_env"
+
+EXIT_REFUSED = 2
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.strip().lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port`` (IPv6 literals bracketed)."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}"
+
+
+def count_active_keys(settings: Settings) -> int:
+    """Active API keys in the configured store (opens and migrates the embedded default)."""
+    from geo_router.store import Store
+
+    with Store.open(settings) as store:
+        return int(store.keys.count_active())
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=EXIT_REFUSED)
+
+
+@app.command("serve")
+def serve(
+    city: Annotated[
+        Path | None, typer.Option(help="City profile (TOML); default GEO_ROUTER_CITY / demo city.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address; default 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; default 8000.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes; default 1.")] = None,
+) -> None:
+    """Serve the HTTP API (docs at /docs, the map page at /).
+
+    With no API key on a loopback address everything runs open; on any other address the
+    service refuses to start until a key exists (``geo-router keys create``).
+    """
+    overrides = {"city": city, "host": host, "port": port, "workers": workers}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"GEO_ROUTER_{name.upper()}"] = str(
+                value.resolve() if isinstance(value, Path) else value
+            )
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        raise _fail(f"invalid GEO_ROUTER_* setting: {exc}") from None
+    if not settings.city.is_file():
+        raise _fail(f"city profile {settings.city} does not exist (--city or GEO_ROUTER_CITY)")
+    try:
+        active = count_active_keys(settings)
+    except GeoRouterError as exc:
+        raise _fail(exc.message) from None
+    loopback = is_loopback(settings.host)
+    if active == 0 and not loopback:
+        raise _fail(
+            f"refusing to serve on {settings.host} without API keys: anyone could use it. "
+            "Create one with 'geo-router keys create --role admin --name ops', "
+            "or bind to 127.0.0.1."
+        )
+    url = base_url(settings.host, settings.port)
+    typer.echo(f"geo-router serving {settings.city}")
+    typer.echo(f"  API docs:  {url}/docs")
+    typer.echo(f"  map page:  {url}/")
+    if active == 0:
+        typer.secho(
+            "  OPEN MODE: no API keys and bound to loopback; every local caller acts as admin.",
+            fg=typer.colors.YELLOW,
+        )
+    else:
+        typer.echo(f"  protected: {active} active API key(s); send 'Authorization: Bearer KEY'")
+    os.environ.setdefault("GEO_ROUTER_CITY", str(settings.city))
+
+    import uvicorn
+
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=False,
+    )

@@ -1,0 +1,235 @@
+"""The FastAPI application: lifespan (store, secrets, city in the background), routers.
+
+``create_app(settings)`` opens the store and loads the secrets before serving; the city
+(``Router`` + geocoder) loads in a background thread so ``/livez`` answers at once while
+``/readyz`` stays 503 until the layers are in.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+import geo_router
+from api import schemas
+from api.auth import Authenticator
+from api.errors import install_error_handlers
+from api.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware, RequestIdMiddleware
+from api.routers import (
+    callers,
+    collections,
+    health,
+    info,
+    mapview,
+    metrics,
+    open311,
+    reports,
+    route,
+    subscribers,
+)
+from api.serialize import ORJSONResponse
+from geo_router.settings import Settings
+
+__all__ = ["OPENAPI_TAGS", "create_app", "load_city", "open_secrets", "open_store"]
+
+log = logging.getLogger("geo_router.api")
+
+#: Loads the city: ``settings -> (router, geocoder or None)``.
+CityLoader = Callable[[Settings], tuple[Any, Any]]
+
+OPENAPI_TAGS = [
+    {"name": "routing", "description": "Which zones hold a location, who responds."},
+    {"name": "collections", "description": "OGC API - Features read access to layers."},
+    {"name": "subscribers", "description": "The caller registry."},
+    {"name": "callers", "description": "Who is calling: the call-taker's lookup."},
+    {"name": "reports", "description": "Report intake."},
+    {"name": "open311", "description": "Open311 GeoReport v2."},
+    {"name": "service", "description": "Service information, health and metrics."},
+    {"name": "map", "description": "The call-taker map page."},
+]
+
+
+def load_city(settings: Settings) -> tuple[Any, Any]:
+    """Build the ``Router`` from ``settings.city`` and the geocoder (None without addresses)."""
+    from geo_router.router import Router
+
+    router = Router.from_profile(settings.city, tolerance_m=settings.boundary_tolerance_m)
+    geocoder = None
+    if getattr(router.snapshot.profile, "address_points", None) is not None:
+        from geo_router.geocode import Geocoder
+
+        geocoder = Geocoder.from_profile(router.snapshot.profile)
+    return router, geocoder
+
+
+def open_store(settings: Settings) -> Any:
+    """Open (and, for the embedded default, migrate) the database store."""
+    from geo_router.store.database import Store
+
+    return Store.open(settings)
+
+
+def open_secrets(settings: Settings) -> Any:
+    """Load the pepper and encryption key."""
+    from geo_router.secrets import Secrets
+
+    return Secrets.load(settings)
+
+
+def _snapshot_versions(router: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Layer and facility versions of the router's current snapshot."""
+    snap = router.snapshot
+    layers = {name: str(layer.version) for name, layer in snap.layers.items()}
+    facilities = {name: str(fs.version) for name, fs in snap.facilities.items()}
+    return layers, facilities
+
+
+def _load_in_background(app: FastAPI, loader: CityLoader) -> threading.Thread:
+    """Start the thread that loads the city and flips readiness."""
+    state = app.state
+
+    def run() -> None:
+        try:
+            router, geocoder = loader(state.settings)
+        except Exception as exc:  # reported by /readyz; the process lives on
+            log.exception("loading the city %s failed", state.settings.city)
+            state.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        state.geocoder = geocoder
+        state.router = router  # set last: readiness is "router is not None"
+        state.metrics.set_versions(*_snapshot_versions(router))
+        state.ready_event.set()
+        log.info("city %s loaded; ready", state.settings.city)
+
+    thread = threading.Thread(target=run, name="geo-router-city-loader", daemon=True)
+    thread.start()
+    return thread
+
+
+def _announce_mode(app: FastAPI) -> None:
+    """Say at startup whether the service runs open (no keys, loopback) or protected."""
+    settings: Settings = app.state.settings
+    auth: Authenticator = app.state.auth
+    if auth.open_mode():
+        log.warning(
+            "no API keys: running OPEN on loopback %s (every caller acts as admin); "
+            "create a key with 'geo-router keys create' to protect the service",
+            settings.host,
+        )
+    elif not auth.loopback and auth.keys.count_active() == 0:
+        log.warning(
+            "no API keys and bound to %s: every protected endpoint answers 401", settings.host
+        )
+
+
+def _make_lifespan(
+    loader: CityLoader,
+    store_opener: Callable[[Settings], Any],
+    secrets_loader: Callable[[Settings], Any],
+) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings: Settings = app.state.settings
+        store = await run_in_threadpool(store_opener, settings)
+        app.state.store = store
+        app.state.secrets = await run_in_threadpool(secrets_loader, settings)
+        app.state.auth = Authenticator(store.keys, settings.host)
+        await run_in_threadpool(_announce_mode, app)
+        app.state.loader_thread = _load_in_background(app, loader)
+        try:
+            yield
+        finally:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+
+    return lifespan
+
+
+def _custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """OpenAPI with the request-body schemas that handlers parse themselves."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in schemas.extra_component_schemas().items():
+                components.setdefault(name, schema)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    return openapi
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    city_loader: CityLoader | None = None,
+    store_opener: Callable[[Settings], Any] | None = None,
+    secrets_loader: Callable[[Settings], Any] | None = None,
+) -> FastAPI:
+    """Build the geo_router FastAPI application.
+
+    Parameters
+    ----------
+    settings
+        Service settings; ``Settings()`` (environment) when omitted.
+    city_loader, store_opener, secrets_loader
+        Replacements for :func:`load_city`, :func:`open_store`, :func:`open_secrets`
+        (tests inject slow or fake ones).
+    """
+    settings = settings or Settings()
+    app = FastAPI(
+        title="geo_router",
+        version=geo_router.__version__,
+        description=(
+            "Zone routing for city service centers and emergency intake: a location "
+            "(lon, lat, EPSG:4326) goes in; out come the zones that hold it in every layer, "
+            "the nearest responders and the category's agency. Errors are "
+            "application/problem+json (RFC 9457). Authenticate with "
+            "'Authorization: Bearer KEY' or 'X-API-Key: KEY'."
+        ),
+        openapi_tags=OPENAPI_TAGS,
+        default_response_class=ORJSONResponse,
+        lifespan=_make_lifespan(
+            city_loader or load_city,
+            store_opener or open_store,
+            secrets_loader or open_secrets,
+        ),
+    )
+    state = app.state
+    state.settings = settings
+    state.router = None
+    state.geocoder = None
+    state.store = None
+    state.secrets = None
+    state.auth = None
+    state.load_error = None
+    state.ready_event = threading.Event()
+    state.metrics = Metrics()
+
+    install_error_handlers(app)
+    # Added last = outermost: the request id exists before anything can answer.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(RequestIdMiddleware)
+
+    for module in (route, collections, info, health, metrics):
+        app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
+    for module in (subscribers, callers, reports, open311, mapview):
+        app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
+    app.openapi = _custom_openapi(app)  # type: ignore[method-assign]
+    return app

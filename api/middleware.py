@@ -1,0 +1,232 @@
+"""Pure ASGI middleware: request ids, a body size limit, Prometheus metrics.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) because each layer then costs a few microseconds,
+not a task and a queue per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_body
+
+__all__ = ["BodyLimitMiddleware", "Metrics", "MetricsMiddleware", "RequestIdMiddleware"]
+
+_REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    """The per-request state dict Starlette exposes as ``request.state``."""
+    state = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    return state  # type: ignore[no-any-return]
+
+
+class RequestIdMiddleware:
+    """Take ``X-Request-ID`` from the request (when sane) or make one; echo it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Tag the request and its response with a request id."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value if _REQUEST_ID_OK.match(value) else b""
+                break
+        if not rid:
+            rid = uuid.uuid4().hex.encode()
+        _state(scope)["request_id"] = rid.decode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class _BodyTooLarge(Exception):
+    """Raised from ``receive`` when a streamed body passes the limit."""
+
+
+async def _send_413(scope: Scope, send: Send, limit: int, *, declared: int | None) -> None:
+    """Answer 413 problem+json naming the limit."""
+    got = f"Content-Length {declared}" if declared is not None else "the streamed body"
+    body = problem_body(
+        413,
+        f"request body too large: {got} exceeds the limit of {limit} bytes",
+        type_uri=PROBLEM_TYPE_BASE + "body-too-large",
+        instance=scope.get("path"),
+        request_id=_state(scope).get("request_id"),
+        extra={"limit_bytes": limit},
+    )
+    content = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(content)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413, before reading them whole.
+
+    A declared ``Content-Length`` over the limit is refused without reading a byte; a
+    chunked body is counted as it streams and refused as soon as it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length, then count the streamed bytes."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > limit:
+                    await _send_413(scope, send, limit, declared=declared)
+                    return
+                break
+        seen = 0
+        exceeded = False
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:  # the app's answer to a truncated body is dropped for the 413
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, counting_receive, guarded_send)
+        if exceeded and not started:
+            await _send_413(scope, send, limit, declared=None)
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "geo_router_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "geo_router_http_request_duration_seconds",
+            "Request latency by route template and method.",
+            ["route", "method"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+        self.layer_info = Gauge(
+            "geo_router_layer_version_info",
+            "Loaded zone layers and facility sets (1 = loaded) with their versions.",
+            ["kind", "name", "version"],
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "geo_router_ready", "1 once the city layers are loaded.", registry=self.registry
+        )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one request and its latency (label children cached: cheap on the hot path)."""
+        key = (route, method, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._children[key] = pair
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def set_versions(self, layers: dict[str, str], facilities: dict[str, str]) -> None:
+        """Publish the loaded layer and facility versions."""
+        self.layer_info.clear()
+        for name, version in layers.items():
+            self.layer_info.labels("layer", name, version).set(1)
+        for name, version in facilities.items():
+            self.layer_info.labels("facility", name, version).set(1)
+        self.ready.set(1)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded label values), or ``unmatched``."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class MetricsMiddleware:
+    """Count requests and time them, by route template, method and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Time the request and record its status."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.observe(
+                _route_template(scope), scope["method"], status, time.perf_counter() - start
+            )

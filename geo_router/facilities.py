@@ -1,0 +1,593 @@
+"""Responder facilities (points) and exact k-nearest queries by geodesic distance.
+
+Two indexes answer ``nearest(lon, lat, k) -> NearestLookup``:
+
+* :class:`StaticNearestIndex` - a scipy cKDTree over unit-sphere xyz, bulk and fast, immutable;
+* :class:`DynamicNearestIndex` - an rtree 3-D index over the same xyz that can take facilities
+  out of service, add and move them while it is being queried (one query point at a time).
+
+Both find candidates on the sphere and re-rank them by WGS84 geodesic distance. The sphere is
+only a filter: every facility that could be among the k nearest on the ellipsoid is ranked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rtree import index as rtree_index
+from scipy.spatial import cKDTree
+
+from geo_router import coords
+from geo_router.errors import ProfileError
+from geo_router.models import NearestLookup
+from geo_router.profile import FacilitySpec
+
+__all__ = [
+    "DynamicNearestIndex",
+    "FacilitySet",
+    "StaticNearestIndex",
+    "load_facilities",
+    "unit_xyz",
+]
+
+# Why a ratio of 1.0102 makes the spherical filter exact.
+# Points are placed on the unit sphere at their geodetic (lon, lat). Along any curve, the WGS84
+# length divided by (sphere length x R) is a mix of the local scale factors M(lat)/R (north-south)
+# and N(lat)/R (east-west), which lie between a(1-e^2)/R and a/sqrt(1-e^2)/R. Hence for every pair
+#   m R angle <= geodesic distance <= M R angle,  with M / m = 6399593.6 / 6335439.3 = 1.01013.
+# If the k nearest by angle end at angle t_k, the k-th geodesic distance is <= M R t_k, so any
+# facility among the true k nearest has angle <= (M/m) t_k. Ranking every facility within
+# 1.0102 t_k (plus a float slack) by geodesic distance is therefore exact. (1.01 would be short.)
+_AXIS_RATIO = 6399593.6258 / 6335439.3271
+SPHERE_SLACK = 1.0102
+assert SPHERE_SLACK > _AXIS_RATIO
+_CHORD_EPS = 1e-12  # absolute slack in chord units for float rounding (~6 micrometres)
+_CHORD2_EPS = 1e-15  # absolute slack in squared chord from 2 - 2 cos (about 0.2 m)
+
+#: Brute force beats a tree walk for small sets when routing one point (numpy call overheads).
+_BRUTE_FORCE_MAX = 4096
+
+
+def unit_xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Unit-sphere xyz (n, 3) of geodetic lon/lat in degrees; chord order = great-circle order."""
+    lam = np.radians(np.asarray(lon, dtype=np.float64))
+    phi = np.radians(np.asarray(lat, dtype=np.float64))
+    cos_phi = np.cos(phi)
+    return np.column_stack((cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)))
+
+
+def _chord_limit_scalar(chord_k: float) -> float:
+    """:func:`_chord_limit` for one float, without numpy (single-point hot path)."""
+    angle = min(2.0 * math.asin(min(chord_k / 2.0, 1.0)) * SPHERE_SLACK, math.pi)
+    return 2.0 * math.sin(angle / 2.0) + _CHORD_EPS
+
+
+def _chord_limit(chord_k: np.ndarray | float) -> np.ndarray:
+    """Chord within which every possibly-k-nearest facility lies, given the k-th chord."""
+    angle = 2.0 * np.arcsin(np.clip(np.asarray(chord_k, dtype=np.float64) / 2.0, 0.0, 1.0))
+    angle = np.minimum(angle * SPHERE_SLACK, np.pi)
+    return 2.0 * np.sin(angle / 2.0) + _CHORD_EPS
+
+
+@dataclass(frozen=True, eq=False)
+class FacilitySet:
+    """One type of responder facility: ids, optional names, coordinates and attributes.
+
+    Attributes
+    ----------
+    type
+        The facility type of the profile (``fire_station``).
+    version
+        sha256 of the source file bytes, 12 hex digits.
+    ids, names
+        Object arrays of str (names may be None where missing; ``names`` None when no field).
+    lon, lat
+        float64 arrays, EPSG:4326.
+    properties
+        Every attribute column of the source, one row per facility.
+    """
+
+    type: str
+    version: str
+    ids: np.ndarray
+    names: np.ndarray | None
+    lon: np.ndarray
+    lat: np.ndarray
+    properties: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _file_version(path: Path) -> str:
+    """sha256 of the file bytes, 12 hex digits (the same rule as zone layers)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _require_columns(columns: Any, fields: dict[str, str | None], path: Path) -> None:
+    """Each configured field must be a column of the file."""
+    available = [str(c) for c in columns]
+    for key, field in fields.items():
+        if field is not None and field not in available:
+            raise ProfileError(
+                f"{path.name}: {key} '{field}' is not a column (columns: {', '.join(available)})",
+                detail={"file": str(path), "key": key, "field": field},
+            )
+
+
+def _as_str_array(values: pd.Series) -> np.ndarray:
+    """Object array of str, None where missing or blank."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values.tolist()):
+        text = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        text = str(text).strip() if text is not None else None
+        out[i] = text or None
+    return out
+
+
+def _read_csv(spec: FacilitySpec) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """CSV facilities: attribute frame, raw ids, lon, lat (unparseable numbers -> NaN)."""
+    if spec.lon_field is None or spec.lat_field is None:
+        raise ProfileError(
+            f"{spec.path.name}: facilities '{spec.type}': a CSV file needs lon_field and lat_field"
+        )
+    text_fields = {spec.id_field: str, spec.lon_field: str, spec.lat_field: str}
+    if spec.name_field:
+        text_fields[spec.name_field] = str
+    header = pd.read_csv(spec.path, nrows=0).columns
+    _require_columns(
+        header,
+        {
+            "id_field": spec.id_field,
+            "name_field": spec.name_field,
+            "lon_field": spec.lon_field,
+            "lat_field": spec.lat_field,
+        },
+        spec.path,
+    )
+    frame = pd.read_csv(spec.path, dtype=text_fields, keep_default_na=True)
+    lon = pd.to_numeric(frame[spec.lon_field].str.strip(), errors="coerce").to_numpy(np.float64)
+    lat = pd.to_numeric(frame[spec.lat_field].str.strip(), errors="coerce").to_numpy(np.float64)
+    return frame, frame[spec.id_field].to_numpy(object), lon, lat
+
+
+def _read_vector(spec: FacilitySpec) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Point files pyogrio reads (GeoJSON, GPKG, zipped shapefiles...), reprojected to 4326."""
+    import geopandas as gpd
+    import shapely
+
+    try:
+        gdf = gpd.read_file(spec.path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several unrelated classes for unreadable files
+        raise ProfileError(f"{spec.path.name}: cannot read facilities: {exc}") from exc
+    _require_columns(
+        gdf.columns, {"id_field": spec.id_field, "name_field": spec.name_field}, spec.path
+    )
+    geoms = gdf.geometry.to_numpy()
+    kinds = shapely.get_type_id(geoms)
+    bad = np.flatnonzero((kinds != 0) | shapely.is_empty(geoms))
+    if bad.size:
+        row = int(bad[0])
+        kind = "missing" if geoms[row] is None else geoms[row].geom_type
+        raise ProfileError(
+            f"{spec.path.name}: row {row} (id {gdf[spec.id_field].iloc[row]!r}): geometry must be "
+            f"a Point, got {kind}",
+            detail={"file": str(spec.path), "row": row},
+        )
+    x, y = shapely.get_x(geoms), shapely.get_y(geoms)
+    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
+        x, y = coords.to_lonlat(x, y, gdf.crs)
+    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    return frame, frame[spec.id_field].to_numpy(object), np.asarray(x, float), np.asarray(y, float)
+
+
+def load_facilities(spec: FacilitySpec) -> FacilitySet:
+    """Read one facility set of a city profile.
+
+    Parameters
+    ----------
+    spec
+        The profile's facility entry (path absolute).
+
+    Returns
+    -------
+    FacilitySet
+        Ids as str, coordinates in EPSG:4326, properties with every source column.
+
+    Raises
+    ------
+    ProfileError
+        Missing file or field, a missing or duplicate id, a non-point geometry, or a row with
+        unusable coordinates (the row is named).
+    """
+    path = Path(spec.path)
+    if not path.is_file():
+        raise ProfileError(f"facilities '{spec.type}': file not found: {path}")
+    is_csv = path.name.lower().endswith((".csv", ".csv.gz"))
+    frame, raw_ids, lon, lat = _read_csv(spec) if is_csv else _read_vector(spec)
+    frame = frame.reset_index(drop=True)
+    ids = _as_str_array(pd.Series(raw_ids))
+    _check_ids(ids, path, spec.id_field)
+    valid, reasons = coords.check_lonlat(lon, lat)
+    bad = np.flatnonzero(~np.asarray(valid, dtype=bool))
+    if bad.size:
+        row = int(bad[0])
+        where = f"row {row} (line {row + 2})" if is_csv else f"row {row}"
+        raise ProfileError(
+            f"{path.name}: {where}, id {ids[row]!r}: unusable coordinates "
+            f"({spec.lon_field or 'x'}={lon[row]}, {spec.lat_field or 'y'}={lat[row]}): "
+            f"{reasons[row]}" + (f" (and {bad.size - 1} more rows)" if bad.size > 1 else ""),
+            detail={"file": str(path), "rows": bad[:100].tolist()},
+        )
+    names = _as_str_array(frame[spec.name_field]) if spec.name_field else None
+    return FacilitySet(
+        type=spec.type,
+        version=_file_version(path),
+        ids=ids,
+        names=names,
+        lon=np.ascontiguousarray(lon, dtype=np.float64),
+        lat=np.ascontiguousarray(lat, dtype=np.float64),
+        properties=frame,
+    )
+
+
+def _check_ids(ids: np.ndarray, path: Path, id_field: str) -> None:
+    """Ids must be present and unique."""
+    missing = [i for i, value in enumerate(ids) if value is None]
+    if missing:
+        raise ProfileError(
+            f"{path.name}: row {missing[0]}: {id_field} is empty"
+            + (f" (and {len(missing) - 1} more rows)" if len(missing) > 1 else ""),
+            detail={"file": str(path), "field": id_field, "rows": missing[:100]},
+        )
+    uniq, counts = np.unique(ids.astype(str), return_counts=True)
+    dups = uniq[counts > 1]
+    if dups.size:
+        raise ProfileError(
+            f"{path.name}: duplicate {id_field} {', '.join(map(repr, dups[:10].tolist()))}",
+            detail={"file": str(path), "field": id_field, "duplicates": dups[:100].tolist()},
+        )
+
+
+def _empty_lookup(n: int, k: int) -> NearestLookup:
+    """A NearestLookup with no facilities: -1 indices, nan distances and bearings."""
+    return NearestLookup(
+        index=np.full((n, k), -1, dtype=np.int32),
+        distance_m=np.full((n, k), np.nan),
+        bearing_deg=np.full((n, k), np.nan),
+    )
+
+
+def _as_points(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Query coordinates as equal-length 1-D float64 arrays."""
+    lon_a = np.atleast_1d(np.asarray(lon, dtype=np.float64)).ravel()
+    lat_a = np.atleast_1d(np.asarray(lat, dtype=np.float64)).ravel()
+    if lon_a.shape != lat_a.shape:
+        raise ValueError(f"lon and lat differ in length ({lon_a.size} != {lat_a.size})")
+    return lon_a, lat_a
+
+
+class StaticNearestIndex:
+    """Exact k-nearest facilities of one immutable :class:`FacilitySet`, in bulk.
+
+    Parameters
+    ----------
+    fs
+        The facilities; the index keeps a reference and never changes it.
+    """
+
+    def __init__(self, fs: FacilitySet) -> None:
+        self.facilities = fs
+        self._n = len(fs.ids)
+        self._xyz = unit_xyz(fs.lon, fs.lat)
+        self._tree = cKDTree(self._xyz) if self._n else None
+        # Rank of each id in sorted order: the tie-break key when distances are equal.
+        self._id_rank = np.empty(self._n, dtype=np.int64)
+        self._id_rank[np.argsort(fs.ids.astype(str), kind="stable")] = np.arange(self._n)
+        self._lon_list: list[float] = fs.lon.tolist()
+        self._lat_list: list[float] = fs.lat.tolist()
+        self._id_rank_list: list[int] = self._id_rank.tolist()
+
+    def nearest(self, lon: np.ndarray, lat: np.ndarray, k: int) -> NearestLookup:
+        """The k nearest facilities of each point by geodesic distance.
+
+        Parameters
+        ----------
+        lon, lat
+            Query points (valid EPSG:4326 coordinates; the caller checks them).
+        k
+            How many facilities per point.
+
+        Returns
+        -------
+        NearestLookup
+            (n, k) arrays sorted by distance then id; -1 / nan where fewer than k exist.
+        """
+        lon_a, lat_a = _as_points(lon, lat)
+        n = lon_a.size
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if self._n == 0 or n == 0:
+            return _empty_lookup(n, k)
+        if n == 1 and self._n <= _BRUTE_FORCE_MAX:
+            return self._nearest_one(float(lon_a[0]), float(lat_a[0]), k)
+        return self._nearest_bulk(lon_a, lat_a, k)
+
+    def nearest_one(self, lon: float, lat: float, k: int) -> list[tuple[int, float, float]]:
+        """The k nearest of one point as ``(row, metres, bearing)``, nearest first.
+
+        The single-point hot path of routing: one numpy dot product over the set, then scalar
+        geodesics for the few candidates (ties ordered by id, as in :meth:`nearest`).
+        """
+        n = self._n
+        if n == 0:
+            return []
+        k_eff = min(int(k), n)
+        lam, phi = math.radians(lon), math.radians(lat)
+        cos_phi = math.cos(phi)
+        dots = self._xyz @ np.array(
+            (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
+        )
+        if k_eff < n:
+            dot_k = float(np.partition(dots, n - k_eff)[n - k_eff])
+            # 2 - 2 cos is exact to ~1e-15 in squared chord: widen by that before the ratio
+            chord_k = math.sqrt(max(2.0 - 2.0 * dot_k, 0.0) + _CHORD2_EPS)
+            limit = _chord_limit_scalar(chord_k)
+            cand = np.flatnonzero(dots >= 1.0 - (limit * limit + _CHORD2_EPS) / 2.0).tolist()
+        else:
+            cand = range(n)
+        inv = coords.GEOD.inv
+        lons, lats, rank = self._lon_list, self._lat_list, self._id_rank_list
+        ranked = []
+        for j in cand:
+            az, _, dist = inv(lon, lat, lons[j], lats[j])
+            ranked.append((dist, rank[j], j, az % 360.0))
+        ranked.sort()
+        return [(j, dist, az) for dist, _rank, j, az in ranked[:k_eff]]
+
+    def _nearest_one(self, lon: float, lat: float, k: int) -> NearestLookup:
+        """One point through :meth:`nearest_one`, as a NearestLookup."""
+        out = _empty_lookup(1, k)
+        for col, (j, dist, az) in enumerate(self.nearest_one(lon, lat, k)):
+            out.index[0, col] = j
+            out.distance_m[0, col] = dist
+            out.bearing_deg[0, col] = az
+        return out
+
+    def _candidates(self, xyz: np.ndarray, k_eff: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every facility within the exactness limit of each point: (n, w) indices, chords.
+
+        Slots beyond the limit hold index ``n_facilities`` and chord inf. Rows whose w-th
+        neighbour still lies within the limit are queried again with a doubled width.
+        """
+        assert self._tree is not None
+        n = len(xyz)
+        width = min(self._n, max(2 * k_eff, k_eff + 4))
+        chords, idx = self._tree.query(xyz, k=width, workers=-1)
+        chords, idx = chords.reshape(n, -1), idx.reshape(n, -1)
+        limit = _chord_limit(chords[:, k_eff - 1])
+        while width < self._n:
+            short = np.flatnonzero(chords[:, -1] <= limit)
+            if short.size == 0:
+                break
+            width = min(self._n, width * 2)
+            more_c, more_i = self._tree.query(xyz[short], k=width, workers=-1)
+            pad = width - chords.shape[1]
+            chords = np.pad(chords, ((0, 0), (0, pad)), constant_values=np.inf)
+            idx = np.pad(idx, ((0, 0), (0, pad)), constant_values=self._n)
+            chords[short] = more_c.reshape(short.size, -1)
+            idx[short] = more_i.reshape(short.size, -1)
+        beyond = chords > limit[:, None]
+        chords[beyond] = np.inf
+        idx[beyond] = self._n
+        return idx, chords
+
+    def _nearest_bulk(self, lon: np.ndarray, lat: np.ndarray, k: int) -> NearestLookup:
+        """Many points: kd-tree candidates, vectorized geodesics, per-row (distance, id) sort."""
+        n = lon.size
+        k_eff = min(k, self._n)
+        idx, chords = self._candidates(unit_xyz(lon, lat), k_eff)
+        found = np.isfinite(chords)
+        rows = np.broadcast_to(np.arange(n)[:, None], idx.shape)
+        dist = np.full(idx.shape, np.inf)
+        bearing = np.full(idx.shape, np.nan)
+        fac = idx[found]
+        d, b = coords.geodesic_inverse(
+            lon[rows[found]], lat[rows[found]], self.facilities.lon[fac], self.facilities.lat[fac]
+        )
+        dist[found], bearing[found] = d, b
+        rank = np.full(idx.shape, np.iinfo(np.int64).max)
+        rank[found] = self._id_rank[fac]
+        order = np.lexsort((rank, dist), axis=1)[:, :k_eff]
+        out = _empty_lookup(n, k)
+        out.index[:, :k_eff] = np.take_along_axis(idx, order, axis=1)
+        out.distance_m[:, :k_eff] = np.take_along_axis(dist, order, axis=1)
+        out.bearing_deg[:, :k_eff] = np.take_along_axis(bearing, order, axis=1)
+        return out
+
+
+class DynamicNearestIndex:
+    """Exact k-nearest facilities that can change while the service runs.
+
+    Facilities keep their row (``index`` in results) for the life of the index: a removed
+    facility's row stays reserved, and adding the same id again reuses it. Mutations and
+    queries hold one lock, so a query never sees a half-applied change.
+
+    Parameters
+    ----------
+    fs
+        The initial facilities (copied; the set itself is not changed).
+    """
+
+    def __init__(self, fs: FacilitySet) -> None:
+        self.type = fs.type
+        self._lock = threading.RLock()
+        self._ids: list[str] = [str(i) for i in fs.ids]
+        self._names: list[str | None] = (
+            list(fs.names) if fs.names is not None else [None] * len(self._ids)
+        )
+        self._lon: list[float] = fs.lon.tolist()
+        self._lat: list[float] = fs.lat.tolist()
+        self._xyz: list[tuple[float, float, float]] = [
+            tuple(row) for row in unit_xyz(fs.lon, fs.lat).tolist()
+        ]
+        self._active: list[bool] = [True] * len(self._ids)
+        self._row_of: dict[str, int] = {fid: row for row, fid in enumerate(self._ids)}
+        prop = rtree_index.Property()
+        prop.dimension = 3
+        self._tree = (
+            rtree_index.Index(
+                ((row, xyz + xyz, None) for row, xyz in enumerate(self._xyz)), properties=prop
+            )
+            if self._ids
+            else rtree_index.Index(properties=prop)
+        )
+        self._count = len(self._ids)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Facility id of each row (removed rows included), as an object array."""
+        with self._lock:
+            return np.array(self._ids, dtype=object)
+
+    @property
+    def names(self) -> np.ndarray:
+        """Facility name of each row (None where unnamed), as an object array."""
+        with self._lock:
+            return np.array(self._names, dtype=object)
+
+    def is_active(self, facility_id: str) -> bool:
+        """Whether the facility is currently in service."""
+        with self._lock:
+            row = self._row_of.get(facility_id)
+            return row is not None and self._active[row]
+
+    def location(self, row: int) -> tuple[float, float]:
+        """(lon, lat) of a row as it is now."""
+        with self._lock:
+            return self._lon[row], self._lat[row]
+
+    def remove(self, facility_id: str) -> None:
+        """Take a facility out of service (KeyError when it is not in service)."""
+        with self._lock:
+            row = self._active_row(facility_id)
+            self._tree.delete(row, self._xyz[row] + self._xyz[row])
+            self._active[row] = False
+            self._count -= 1
+
+    def add(self, facility_id: str, lon: float, lat: float, name: str | None = None) -> int:
+        """Put a facility in service at (lon, lat); returns its row.
+
+        Raises ValueError when the id is already in service; InvalidCoordinatesError for
+        unusable coordinates.
+        """
+        coords.require_lonlat(lon, lat)
+        facility_id = str(facility_id)
+        with self._lock:
+            row = self._row_of.get(facility_id)
+            if row is not None and self._active[row]:
+                raise ValueError(f"facility '{facility_id}' of type '{self.type}' already exists")
+            if row is None:
+                row = len(self._ids)
+                self._ids.append(facility_id)
+                self._names.append(name)
+                self._lon.append(0.0)
+                self._lat.append(0.0)
+                self._xyz.append((0.0, 0.0, 0.0))
+                self._active.append(False)
+                self._row_of[facility_id] = row
+            elif name is not None:
+                self._names[row] = name
+            self._place(row, float(lon), float(lat))
+            self._active[row] = True
+            self._count += 1
+            return row
+
+    def move(self, facility_id: str, lon: float, lat: float) -> None:
+        """Move a facility in service to (lon, lat) (KeyError when it is not in service)."""
+        coords.require_lonlat(lon, lat)
+        with self._lock:
+            row = self._active_row(facility_id)
+            self._tree.delete(row, self._xyz[row] + self._xyz[row])
+            self._place(row, float(lon), float(lat))
+
+    def _active_row(self, facility_id: str) -> int:
+        row = self._row_of.get(str(facility_id))
+        if row is None or not self._active[row]:
+            raise KeyError(f"no facility '{facility_id}' of type '{self.type}' in service")
+        return row
+
+    def _place(self, row: int, lon: float, lat: float) -> None:
+        xyz = tuple(unit_xyz(np.array([lon]), np.array([lat]))[0].tolist())
+        self._lon[row], self._lat[row], self._xyz[row] = lon, lat, xyz
+        self._tree.insert(row, xyz + xyz)
+
+    def nearest(self, lon: np.ndarray, lat: np.ndarray, k: int) -> NearestLookup:
+        """The k nearest facilities in service of each point by geodesic distance.
+
+        Parameters
+        ----------
+        lon, lat
+            Query points (valid EPSG:4326 coordinates).
+        k
+            How many facilities per point.
+
+        Returns
+        -------
+        NearestLookup
+            (n, k) arrays of rows, metres and bearings, sorted by distance then id.
+        """
+        lon_a, lat_a = _as_points(lon, lat)
+        k = int(k)
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        out = _empty_lookup(lon_a.size, k)
+        points = unit_xyz(lon_a, lat_a).tolist()
+        with self._lock:
+            if self._count == 0:
+                return out
+            k_eff = min(k, self._count)
+            for i, (x, y, z) in enumerate(points):
+                ranked = self._rank_one(lon_a[i], lat_a[i], (x, y, z), k_eff)
+                for col, (dist, _fid, row, az) in enumerate(ranked):
+                    out.index[i, col] = row
+                    out.distance_m[i, col] = dist
+                    out.bearing_deg[i, col] = az
+        return out
+
+    def _chord(self, row: int, p: tuple[float, float, float]) -> float:
+        q = self._xyz[row]
+        return math.sqrt((q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2 + (q[2] - p[2]) ** 2)
+
+    def _rank_one(
+        self, lon: float, lat: float, p: tuple[float, float, float], k: int
+    ) -> list[tuple[float, str, int, float]]:
+        """(distance, id, row, bearing) of the k nearest, for one point (lock held)."""
+        # rtree may return more than k on ties; the farthest of them bounds the k-th chord.
+        first = list(self._tree.nearest(p + p, k))
+        chord_k = max(self._chord(row, p) for row in first)
+        limit = float(_chord_limit(chord_k))
+        box = (p[0] - limit, p[1] - limit, p[2] - limit, p[0] + limit, p[1] + limit, p[2] + limit)
+        inv = coords.GEOD.inv
+        ranked = []
+        for row in self._tree.intersection(box):
+            if self._chord(row, p) <= limit:
+                az, _, dist = inv(lon, lat, self._lon[row], self._lat[row])
+                ranked.append((dist, self._ids[row], row, az % 360.0))
+        ranked.sort()
+        return ranked[:k]

@@ -1,0 +1,87 @@
+"""Phone numbers: one canonical E.164 form per number, and a masked form for display."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import NumberParseException, ValidationResult
+
+from geo_router.errors import InvalidPhoneError
+
+#: Longer input is refused before parsing (phonenumbers' own limit is 250).
+MAX_PHONE_TEXT = 64
+
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
+    NumberParseException.NOT_A_NUMBER: "not a number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+    NumberParseException.TOO_SHORT_NSN: "too short",
+    NumberParseException.TOO_LONG: "too long",
+}
+
+_POSSIBLE_REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    ValidationResult.TOO_SHORT: "too short",
+    ValidationResult.TOO_LONG: "too long",
+    ValidationResult.INVALID_LENGTH: "invalid length",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short (local number without area code)",
+}
+
+
+def _invalid(reason: str, region: str) -> InvalidPhoneError:
+    # The number itself stays out of the message: messages end up in logs.
+    return InvalidPhoneError(
+        f"invalid phone number: {reason}",
+        detail={"field": "phone", "reason": reason, "region": region},
+    )
+
+
+def normalize_phone(text: str, region: str = "ID") -> str:
+    """The E.164 form of a phone number (``0812-3456-7890`` -> ``+6281234567890``).
+
+    Parameters
+    ----------
+    text
+        A number as people write it: national (``0812 3456 7890``) or international
+        (``+62 812-3456-7890``, ``0062...``), with spaces, dashes, dots or brackets.
+    region
+        ISO 3166 region for national numbers (the city profile's ``phone_region``).
+
+    Raises
+    ------
+    InvalidPhoneError
+        ``detail["reason"]`` says why: not a number, too short, too long, invalid length,
+        unknown country code, or not a valid number for the region.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise _invalid("not a number", region)
+    if len(text) > MAX_PHONE_TEXT:
+        raise _invalid("too long", region)
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise _invalid(_PARSE_REASONS.get(exc.error_type, "not a number"), region) from None
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible != ValidationResult.IS_POSSIBLE:
+        raise _invalid(_POSSIBLE_REASONS.get(possible, "not a number"), region)
+    if not phonenumbers.is_valid_number(number):
+        raise _invalid(f"not a valid number for region {region}", region)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(e164: str) -> str:
+    """A number with its middle digits hidden, for non-admins: ``+62812****7890``.
+
+    Keeps the country code, the first three national digits when there are ten or more, and
+    the last four (two for short numbers); at least three digits are always masked.
+
+    Raises
+    ------
+    InvalidPhoneError
+        When ``e164`` is not a number at all.
+    """
+    number = phonenumbers.parse(normalize_phone(e164))
+    national = phonenumbers.national_significant_number(number)
+    tail = 4 if len(national) >= 8 else 2
+    head = 3 if len(national) >= 10 else 0
+    hidden = len(national) - head - tail
+    return f"+{number.country_code}{national[:head]}{'*' * hidden}{national[-tail:]}"

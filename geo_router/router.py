@@ -1,0 +1,780 @@
+"""The whole city as one immutable snapshot, and the Router that swaps it atomically.
+
+A :class:`CitySnapshot` holds everything one profile version needs to answer: zone layers and
+their indexes, facility sets and their nearest indexes, categories and versions. A
+:class:`Router` answers from one snapshot per request: each call reads ``self._snapshot``
+once at entry and uses that object throughout, so :meth:`Router.swap` in another thread can
+never make one answer mix two versions.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+
+from geo_router import coords
+from geo_router.errors import (
+    InvalidCoordinatesError,
+    InvalidGeometryError,
+    ProfileError,
+    UnknownCategoryError,
+)
+from geo_router.facilities import FacilitySet, StaticNearestIndex, load_facilities
+from geo_router.layers import ZoneLayer, load_layer
+from geo_router.models import (
+    STATUS_CODES,
+    AreaRouteResult,
+    BulkRoute,
+    Candidate,
+    CategoryRoute,
+    LayerLookup,
+    NearestLookup,
+    Responder,
+    RouteResult,
+    Warning,
+    ZoneMatch,
+    ZoneShare,
+    ZoneStatus,
+)
+from geo_router.profile import CityProfile, load_profile
+from geo_router.zone_index import ZoneIndex
+
+__all__ = [
+    "CitySnapshot",
+    "Router",
+    "SnapshotBulkRoute",
+    "build_snapshot",
+    "circle",
+]
+
+_INVALID = STATUS_CODES.index(ZoneStatus.INVALID)
+_OUTSIDE = STATUS_CODES.index(ZoneStatus.OUTSIDE_COVERAGE)
+_FAST_NUMBER = (float, int, np.float64, np.float32, np.int64, np.int32)
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerTable:
+    """Python lists of one layer for building answers without numpy/pandas per item."""
+
+    version: str
+    ids: list[str]
+    names: list[str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _FacilityTable:
+    """Python lists of one facility set for building Responder objects quickly."""
+
+    ids: list[str]
+    names: list[str | None]
+    lon: list[float]
+    lat: list[float]
+
+
+@dataclass(frozen=True, eq=False)
+class CitySnapshot:
+    """Everything needed to route in one city at one version; never changed after build.
+
+    Attributes
+    ----------
+    profile
+        The city profile it was built from.
+    layers, zone_indexes
+        Per layer name: the zones and their point index.
+    facilities, nearest
+        Per facility type: the facilities and their exact nearest index.
+    categories
+        Per category code: what it routes to.
+    versions
+        Layer name or facility type -> 12-hex version of its source file.
+    parents
+        Per child layer: child zone id -> parent zone id.
+    loaded_at
+        When the snapshot was built (UTC).
+    tolerance_m
+        Boundary tolerance of the zone indexes.
+    coverage_bounds
+        (min lon, min lat, max lon, max lat) over every layer.
+    """
+
+    profile: CityProfile
+    layers: dict[str, ZoneLayer]
+    zone_indexes: dict[str, ZoneIndex]
+    facilities: dict[str, FacilitySet]
+    nearest: dict[str, StaticNearestIndex]
+    categories: dict[str, CategoryRoute]
+    versions: dict[str, str]
+    parents: dict[str, dict[str, str]]
+    loaded_at: datetime
+    tolerance_m: float
+    coverage_bounds: tuple[float, float, float, float]
+    _layer_tables: dict[str, _LayerTable] = field(repr=False, default_factory=dict)
+    _facility_tables: dict[str, _FacilityTable] = field(repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Built here so that a snapshot assembled by hand (tests) is as fast as a built one.
+        if not self._layer_tables:
+            object.__setattr__(
+                self,
+                "_layer_tables",
+                {name: _layer_table(layer) for name, layer in self.layers.items()},
+            )
+        if not self._facility_tables:
+            object.__setattr__(
+                self,
+                "_facility_tables",
+                {kind: _facility_table(fs) for kind, fs in self.facilities.items()},
+            )
+
+    def parent_of(self, layer: str, zone_id: str) -> str | None:
+        """The parent zone id of ``zone_id`` in a child layer (None when not nested)."""
+        return self.parents.get(layer, {}).get(zone_id)
+
+
+def _text_list(values: np.ndarray | None, n: int) -> list[str | None]:
+    """Names as a list of str/None (None everywhere when the layer has no name field)."""
+    if values is None:
+        return [None] * n
+    return [
+        None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+        for v in values.tolist()
+    ]
+
+
+def _layer_table(layer: ZoneLayer) -> _LayerTable:
+    ids = [str(v) for v in layer.ids.tolist()]
+    return _LayerTable(layer.version, ids, _text_list(layer.names, len(ids)))
+
+
+def _facility_table(fs: FacilitySet) -> _FacilityTable:
+    ids = [str(v) for v in fs.ids.tolist()]
+    return _FacilityTable(ids, _text_list(fs.names, len(ids)), fs.lon.tolist(), fs.lat.tolist())
+
+
+def _parent_ids(child: ZoneLayer, parent: ZoneLayer) -> dict[str, str]:
+    """Map each child zone to the one parent zone holding its representative point.
+
+    Raises
+    ------
+    ProfileError
+        When a child zone's representative point lies in no parent zone or in several.
+    """
+    points = shapely.point_on_surface(child.geometries)
+    tree = shapely.STRtree(parent.geometries)
+    child_row, parent_row = tree.query(points, predicate="intersects")
+    counts = np.bincount(child_row, minlength=len(child.ids))
+    bad = np.flatnonzero(counts != 1)
+    if bad.size:
+        row = int(bad[0])
+        found = parent.ids[parent_row[child_row == row]].tolist()
+        where = (
+            f"in {len(found)} '{parent.name}' zones ({', '.join(map(str, found))})"
+            if found
+            else f"in no '{parent.name}' zone"
+        )
+        raise ProfileError(
+            f"layer '{child.name}' does not nest in '{parent.name}': zone "
+            f"{child.ids[row]!r} lies {where}"
+            + (f" (and {bad.size - 1} more zones)" if bad.size > 1 else ""),
+            detail={
+                "layer": child.name,
+                "parent": parent.name,
+                "zones": [str(child.ids[i]) for i in bad[:100]],
+            },
+        )
+    order = np.argsort(child_row, kind="stable")
+    return dict(
+        zip(
+            child.ids[child_row[order]].tolist(),
+            parent.ids[parent_row[order]].tolist(),
+            strict=True,
+        )
+    )
+
+
+def build_snapshot(profile: CityProfile, *, tolerance_m: float = 10.0) -> CitySnapshot:
+    """Load every layer and facility set of a profile and index them.
+
+    Parameters
+    ----------
+    profile
+        A loaded city profile.
+    tolerance_m
+        Boundary tolerance of the zone indexes, metres.
+
+    Returns
+    -------
+    CitySnapshot
+        Ready to route; layers with a ``parent`` are checked to nest in it.
+
+    Raises
+    ------
+    ProfileError
+        A file that cannot be loaded, or a child layer that does not nest in its parent.
+    """
+    layers = {spec.name: load_layer(spec) for spec in profile.layers}
+    zone_indexes = {name: ZoneIndex(layer, tolerance_m) for name, layer in layers.items()}
+    parents = {
+        spec.name: _parent_ids(layers[spec.name], layers[spec.parent])
+        for spec in profile.layers
+        if spec.parent is not None
+    }
+    facilities = {spec.type: load_facilities(spec) for spec in profile.facilities}
+    nearest = {kind: StaticNearestIndex(fs) for kind, fs in facilities.items()}
+    categories = {
+        c.code: CategoryRoute(c.code, c.name, c.agency, list(c.responders), c.emergency)
+        for c in profile.categories
+    }
+    versions = {name: layer.version for name, layer in layers.items()}
+    versions.update({kind: fs.version for kind, fs in facilities.items()})
+    bounds = np.array([shapely.total_bounds(layer.geometries) for layer in layers.values()])
+    coverage = (
+        float(np.nanmin(bounds[:, 0])),
+        float(np.nanmin(bounds[:, 1])),
+        float(np.nanmax(bounds[:, 2])),
+        float(np.nanmax(bounds[:, 3])),
+    )
+    return CitySnapshot(
+        profile=profile,
+        layers=layers,
+        zone_indexes=zone_indexes,
+        facilities=facilities,
+        nearest=nearest,
+        categories=categories,
+        versions=versions,
+        parents=parents,
+        loaded_at=datetime.now(UTC),
+        tolerance_m=float(tolerance_m),
+        coverage_bounds=coverage,
+    )
+
+
+@dataclass(slots=True)
+class SnapshotBulkRoute(BulkRoute):
+    """A :class:`BulkRoute` that remembers its inputs and the snapshot that answered it.
+
+    ``lon``/``lat`` are the inputs as floats (NaN where not numbers); ``_snapshot`` lets
+    :meth:`Router.result_at` name ids from the same version even after a swap (orjson skips
+    underscore fields, so serializing stays cheap).
+    """
+
+    lon: np.ndarray = field(default_factory=lambda: np.empty(0))
+    lat: np.ndarray = field(default_factory=lambda: np.empty(0))
+    k: int = 1
+    _snapshot: CitySnapshot | None = field(default=None, repr=False)
+
+
+def circle(lon: float, lat: float, radius_m: float, *, quad_segs: int = 16) -> shapely.Polygon:
+    """A circle of ``radius_m`` metres around (lon, lat) as an EPSG:4326 polygon.
+
+    The buffer is drawn in the point's local UTM zone, so the radius is metric.
+
+    Raises
+    ------
+    InvalidCoordinatesError
+        Unusable coordinates.
+    InvalidGeometryError
+        A radius that is not a positive finite number.
+    """
+    lon, lat = coords.require_lonlat(lon, lat)
+    if not isinstance(radius_m, int | float) or not math.isfinite(radius_m) or radius_m <= 0:
+        raise InvalidGeometryError(
+            f"radius_m must be a positive number of metres, got {radius_m!r}",
+            detail={"field": "radius_m"},
+        )
+    utm = coords.local_utm(lon, lat)
+    forward = Transformer.from_crs("EPSG:4326", utm, always_xy=True)
+    back = Transformer.from_crs(utm, "EPSG:4326", always_xy=True)
+    x, y = forward.transform(lon, lat)
+    disk = shapely.Point(x, y).buffer(radius_m, quad_segs=quad_segs)
+    return shapely.transform(disk, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
+
+
+def _scalar_point(lon: Any, lat: Any) -> tuple[float, float]:
+    """(lon, lat) as floats; plain in-range numbers skip the general checker (hot path)."""
+    if (
+        type(lon) in _FAST_NUMBER
+        and type(lat) in _FAST_NUMBER
+        and -180.0 <= lon <= 180.0  # NaN fails both comparisons
+        and -90.0 <= lat <= 90.0
+    ):
+        return float(lon), float(lat)
+    return coords.require_lonlat(lon, lat)
+
+
+def _as_float_array(values: Any) -> np.ndarray:
+    """Values as a 1-D float64 array, NaN where they are not numbers."""
+    arr = np.atleast_1d(np.asarray(values))
+    if arr.dtype.kind in "fiu":
+        return arr.astype(np.float64, copy=False).ravel()
+    series = pd.Series(arr.ravel(), dtype=object)
+    series = series.where(~series.map(lambda v: isinstance(v, bool | np.bool_)), None)
+    return pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
+
+
+def _zone_match(
+    name: str,
+    table: _LayerTable,
+    status: int,
+    primary: int,
+    cand_zone: list[int],
+    cand_dist: list[float],
+) -> ZoneMatch:
+    """One layer's answer from plain ints/lists."""
+    ids, names = table.ids, table.names
+    candidates = [Candidate(ids[z], names[z], d) for z, d in zip(cand_zone, cand_dist, strict=True)]
+    if primary < 0:
+        return ZoneMatch(name, table.version, STATUS_CODES[status], None, None, candidates)
+    return ZoneMatch(
+        name, table.version, STATUS_CODES[status], ids[primary], names[primary], candidates
+    )
+
+
+def _responders(
+    kind: str, table: _FacilityTable, index: list[int], dist: list[float], bearing: list[float]
+) -> list[Responder]:
+    """Ranked responders of one type from one row of a NearestLookup (as lists)."""
+    return [
+        Responder(kind, table.ids[j], table.names[j], d, b, table.lon[j], table.lat[j])
+        for j, d, b in zip(index, dist, bearing, strict=True)
+        if j >= 0
+    ]
+
+
+def _scatter_layer(sub: LayerLookup, rows: np.ndarray, n: int) -> LayerLookup:
+    """Spread a lookup of the valid rows over all n rows; the others become INVALID."""
+    primary = np.full(n, -1, dtype=np.int32)
+    primary[rows] = sub.primary
+    status = np.full(n, _INVALID, dtype=np.int8)
+    status[rows] = sub.status
+    counts = np.zeros(n, dtype=np.int64)
+    counts[rows] = np.diff(sub.cand_ptr)
+    cand_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=cand_ptr[1:])
+    return LayerLookup(primary, status, cand_ptr, sub.cand_zone, sub.cand_dist_m)
+
+
+def _scatter_nearest(sub: NearestLookup, rows: np.ndarray, n: int, k: int) -> NearestLookup:
+    """Spread a nearest lookup of the valid rows over all n rows; the others get -1 / nan."""
+    out = NearestLookup(
+        index=np.full((n, k), -1, dtype=np.int32),
+        distance_m=np.full((n, k), np.nan),
+        bearing_deg=np.full((n, k), np.nan),
+    )
+    out.index[rows], out.distance_m[rows], out.bearing_deg[rows] = (
+        sub.index,
+        sub.distance_m,
+        sub.bearing_deg,
+    )
+    return out
+
+
+class Router:
+    """Routes locations against one :class:`CitySnapshot` that can be swapped atomically.
+
+    Parameters
+    ----------
+    snapshot
+        The city to answer from.
+    """
+
+    def __init__(self, snapshot: CitySnapshot) -> None:
+        self._snapshot = snapshot
+        self._swap_lock = threading.Lock()
+
+    @classmethod
+    def from_profile(cls, path: str | Path, *, tolerance_m: float = 10.0) -> Router:
+        """Load a profile file, build its snapshot and return a Router over it."""
+        return cls(build_snapshot(load_profile(path), tolerance_m=tolerance_m))
+
+    @property
+    def snapshot(self) -> CitySnapshot:
+        """The snapshot answering requests right now."""
+        return self._snapshot
+
+    def swap(self, new_snapshot: CitySnapshot) -> CitySnapshot:
+        """Answer every later request from ``new_snapshot``; returns the previous snapshot.
+
+        Requests already running finish on the snapshot they started with.
+        """
+        if not isinstance(new_snapshot, CitySnapshot):
+            raise TypeError(f"swap needs a CitySnapshot, got {type(new_snapshot).__name__}")
+        with self._swap_lock:
+            old, self._snapshot = self._snapshot, new_snapshot
+        return old
+
+    def category(self, code: str) -> CategoryRoute:
+        """What category ``code`` routes to; UnknownCategoryError listing the known codes."""
+        return _category(self._snapshot, code)
+
+    # -- one point ----------------------------------------------------------------------
+
+    def route(
+        self, lon: float, lat: float, *, category: str | None = None, k: int = 3
+    ) -> RouteResult:
+        """Route one location: zones of every layer, nearest responders, warnings.
+
+        Parameters
+        ----------
+        lon, lat
+            EPSG:4326 coordinates (GeoJSON order).
+        category
+            A category code: ranks only its responder types and attaches its agency.
+            Without one, every facility type is ranked.
+        k
+            Responders per facility type.
+
+        Raises
+        ------
+        InvalidCoordinatesError
+            Unusable coordinates (``detail['possible_axis_swap']`` when lat, lon would work).
+        UnknownCategoryError
+            A category the profile does not define.
+        """
+        snap = self._snapshot
+        try:
+            lon, lat = _scalar_point(lon, lat)
+        except InvalidCoordinatesError as exc:
+            raise _with_swap_hint(snap, exc, lon, lat) from None
+        cat = _category(snap, category) if category is not None else None
+        return _route_point(snap, lon, lat, cat, _check_k(k))
+
+    # -- many points --------------------------------------------------------------------
+
+    def route_many(
+        self,
+        lon: Any,
+        lat: Any,
+        *,
+        k: int = 1,
+        responder_types: list[str] | None = None,
+        snapshot: CitySnapshot | None = None,
+    ) -> SnapshotBulkRoute:
+        """Route many points at once, as arrays.
+
+        Parameters
+        ----------
+        lon, lat
+            Equal-length sequences; unusable rows are reported, not raised.
+        k
+            Responders per facility type.
+        responder_types
+            Facility types to rank (default: all).
+        snapshot
+            Route against this snapshot instead of the current one (e.g. to pin one version
+            across the chunks of a file).
+
+        Returns
+        -------
+        SnapshotBulkRoute
+            A BulkRoute; invalid rows have status INVALID in every layer and -1/nan
+            responders.
+        """
+        snap = snapshot if snapshot is not None else self._snapshot
+        k = _check_k(k)
+        kinds = _responder_types(snap, responder_types)
+        valid, reasons = coords.check_lonlat(lon, lat)
+        valid = np.asarray(valid, dtype=bool).ravel()
+        lon_f, lat_f = _as_float_array(lon), _as_float_array(lat)
+        n = valid.size
+        rows = np.flatnonzero(valid)
+        every = rows.size == n
+        vlon, vlat = (lon_f, lat_f) if every else (lon_f[rows], lat_f[rows])
+        layers: dict[str, LayerLookup] = {}
+        for name, index in snap.zone_indexes.items():
+            sub = index.lookup(vlon, vlat)
+            layers[name] = sub if every else _scatter_layer(sub, rows, n)
+        nearest: dict[str, NearestLookup] = {}
+        for kind in kinds:
+            sub_n = snap.nearest[kind].nearest(vlon, vlat, k)
+            nearest[kind] = sub_n if every else _scatter_nearest(sub_n, rows, n, k)
+        outside = np.ones(n, dtype=bool)
+        for lookup in layers.values():
+            outside &= lookup.status >= _OUTSIDE
+        return SnapshotBulkRoute(
+            n=n,
+            valid=valid,
+            reasons=list(reasons),
+            layers=layers,
+            nearest=nearest,
+            axis_swap=_axis_swap_mask(snap, lon_f, lat_f, outside),
+            lon=lon_f,
+            lat=lat_f,
+            k=k,
+            _snapshot=snap,
+        )
+
+    def result_at(
+        self, bulk: BulkRoute, i: int, k: int | None = None, *, category: str | None = None
+    ) -> RouteResult:
+        """Row ``i`` of a bulk answer as a :class:`RouteResult` (at most ``k`` responders)."""
+        return self.results(bulk, category=category, rows=[i], k=k)[0]
+
+    def results(
+        self,
+        bulk: BulkRoute,
+        category: str | None = None,
+        *,
+        rows: list[int] | None = None,
+        k: int | None = None,
+    ) -> list[RouteResult]:
+        """Every row (or ``rows``) of a bulk answer as RouteResults, converted in bulk.
+
+        With a category, only its responder types are listed and it is attached.
+        """
+        snap = getattr(bulk, "_snapshot", None) or self._snapshot
+        cat = _category(snap, category) if category is not None else None
+        kinds = (
+            list(bulk.nearest) if cat is None else [t for t in cat.responders if t in bulk.nearest]
+        )
+        picked = list(range(bulk.n)) if rows is None else [int(r) for r in rows]
+        for r in picked:
+            if not -bulk.n <= r < bulk.n:
+                raise IndexError(f"row {r} out of range for {bulk.n} routed points")
+        picked = [r % bulk.n for r in picked] if bulk.n else picked
+        lon = getattr(bulk, "lon", None)
+        lat = getattr(bulk, "lat", None)
+        lon_l = lon.tolist() if lon is not None and len(lon) == bulk.n else [math.nan] * bulk.n
+        lat_l = lat.tolist() if lat is not None and len(lat) == bulk.n else [math.nan] * bulk.n
+        layer_rows = {name: self._layer_rows(lk, picked) for name, lk in bulk.layers.items()}
+        near_rows = {kind: self._near_rows(bulk.nearest[kind], picked, k) for kind in kinds}
+        swap = bulk.axis_swap[picked].tolist() if len(picked) else []
+        out: list[RouteResult] = []
+        for pos, r in enumerate(picked):
+            zones = {
+                name: _zone_match(name, snap._layer_tables[name], *lr[pos])
+                for name, lr in layer_rows.items()
+            }
+            responders = {
+                kind: _responders(kind, snap._facility_tables[kind], *nr[pos])
+                for kind, nr in near_rows.items()
+            }
+            warnings = []
+            if all(z.status == ZoneStatus.OUTSIDE_COVERAGE for z in zones.values()):
+                warnings.append(Warning.OUTSIDE_COVERAGE)
+            if swap[pos]:
+                warnings.append(Warning.POSSIBLE_AXIS_SWAP)
+            out.append(RouteResult(lon_l[r], lat_l[r], zones, responders, cat, warnings))
+        return out
+
+    @staticmethod
+    def _layer_rows(
+        lk: LayerLookup, picked: list[int]
+    ) -> list[tuple[int, int, list[int], list[float]]]:
+        """(status, primary, candidate rows, candidate metres) per picked row."""
+        status = lk.status[picked].tolist()
+        primary = lk.primary[picked].tolist()
+        ptr = lk.cand_ptr.tolist()
+        zone = lk.cand_zone.tolist()
+        dist = lk.cand_dist_m.tolist()
+        return [
+            (status[p], primary[p], zone[ptr[r] : ptr[r + 1]], dist[ptr[r] : ptr[r + 1]])
+            for p, r in enumerate(picked)
+        ]
+
+    @staticmethod
+    def _near_rows(
+        nl: NearestLookup, picked: list[int], k: int | None
+    ) -> list[tuple[list[int], list[float], list[float]]]:
+        """(rows, metres, bearings) per picked row, at most k columns."""
+        cols = slice(None) if k is None else slice(0, int(k))
+        index = nl.index[picked, cols].tolist()
+        dist = nl.distance_m[picked, cols].tolist()
+        bearing = nl.bearing_deg[picked, cols].tolist()
+        return list(zip(index, dist, bearing, strict=True))
+
+    # -- uncertain locations ------------------------------------------------------------
+
+    def route_area(
+        self, geometry: BaseGeometry, *, category: str | None = None, k: int = 3
+    ) -> AreaRouteResult:
+        """Route an uncertain location (a polygon in EPSG:4326, e.g. from :func:`circle`).
+
+        Each layer's primary zone is the one holding the largest share of the area (ties:
+        smallest id); responders are ranked from the polygon's representative point.
+
+        Raises
+        ------
+        InvalidGeometryError
+            Not a non-empty valid (multi)polygon within lon/lat range.
+        """
+        snap = self._snapshot
+        cat = _category(snap, category) if category is not None else None
+        _check_area(geometry)
+        point = geometry.representative_point()
+        base = _route_point(snap, point.x, point.y, cat, _check_k(k))
+        overlaps: dict[str, list[ZoneShare]] = {}
+        zones: dict[str, ZoneMatch] = {}
+        for name, index in snap.zone_indexes.items():
+            # shares equal to 1e-9 are ties (two halves of a circle differ in the last bits)
+            shares = sorted(index.overlaps(geometry), key=lambda s: (-round(s.share, 9), s.zone_id))
+            overlaps[name] = shares
+            zones[name] = _area_match(base.zones[name], shares)
+        warnings = [w for w in base.warnings if w != Warning.OUTSIDE_COVERAGE]
+        if all(not shares for shares in overlaps.values()):
+            warnings.insert(0, Warning.OUTSIDE_COVERAGE)
+        route = RouteResult(base.lon, base.lat, zones, base.responders, cat, warnings)
+        return AreaRouteResult(route=route, overlaps=overlaps)
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _category(snap: CitySnapshot, code: str) -> CategoryRoute:
+    """The category of a snapshot, or UnknownCategoryError listing the known codes."""
+    found = snap.categories.get(code)
+    if found is None:
+        known = ", ".join(sorted(snap.categories)) or "none"
+        raise UnknownCategoryError(
+            f"unknown category {code!r} (categories: {known})",
+            detail={"category": code, "known": sorted(snap.categories)},
+        )
+    return found
+
+
+def _responder_types(snap: CitySnapshot, requested: list[str] | None) -> list[str]:
+    """Facility types to rank: all, or the requested ones (each must exist)."""
+    if requested is None:
+        return list(snap.nearest)
+    unknown = [t for t in requested if t not in snap.nearest]
+    if unknown:
+        raise UnknownCategoryError(
+            f"unknown facility type {unknown[0]!r} (facilities: {', '.join(snap.nearest)})",
+            detail={"facility_type": unknown[0], "known": list(snap.nearest)},
+        )
+    return list(dict.fromkeys(requested))
+
+
+def _route_point(
+    snap: CitySnapshot, lon: float, lat: float, cat: CategoryRoute | None, k: int
+) -> RouteResult:
+    """The single-point route against one snapshot (coordinates already checked)."""
+    lon_a = np.array((lon,))
+    lat_a = np.array((lat,))
+    zones: dict[str, ZoneMatch] = {}
+    outside_all = True
+    tables = snap._layer_tables
+    for name, index in snap.zone_indexes.items():
+        lk = index.lookup(lon_a, lat_a)
+        status = int(lk.status[0])
+        end = int(lk.cand_ptr[1])
+        zones[name] = _zone_match(
+            name,
+            tables[name],
+            status,
+            int(lk.primary[0]),
+            lk.cand_zone[:end].tolist(),
+            lk.cand_dist_m[:end].tolist(),
+        )
+        outside_all = outside_all and status >= _OUTSIDE
+    kinds = cat.responders if cat is not None else snap.nearest
+    responders: dict[str, list[Responder]] = {}
+    for kind in kinds:
+        table = snap._facility_tables[kind]
+        responders[kind] = [
+            Responder(kind, table.ids[j], table.names[j], d, b, table.lon[j], table.lat[j])
+            for j, d, b in snap.nearest[kind].nearest_one(lon, lat, k)
+        ]
+    warnings: list[Warning] = []
+    if outside_all:
+        warnings.append(Warning.OUTSIDE_COVERAGE)
+        if _swapped_covered(snap, lon, lat):
+            warnings.append(Warning.POSSIBLE_AXIS_SWAP)
+    return RouteResult(lon, lat, zones, responders, cat, warnings)
+
+
+def _swapped_covered(snap: CitySnapshot, lon: Any, lat: Any) -> bool:
+    """Whether (lat, lon) read as (lon, lat) is a valid point some layer covers."""
+    try:
+        x, y = float(lat), float(lon)
+    except (TypeError, ValueError):
+        return False
+    if not (math.isfinite(x) and math.isfinite(y) and abs(x) <= 180.0 and abs(y) <= 90.0):
+        return False
+    xs, ys = np.array((x,)), np.array((y,))
+    return any(bool(index.covers_any(xs, ys)[0]) for index in snap.zone_indexes.values())
+
+
+def _with_swap_hint(
+    snap: CitySnapshot, exc: InvalidCoordinatesError, lon: Any, lat: Any
+) -> InvalidCoordinatesError:
+    """The same error, marked ``possible_axis_swap`` when the swapped pair is in the city."""
+    if not _swapped_covered(snap, lon, lat):
+        return exc
+    message = exc.message
+    if "lat, lon" not in message:
+        message += " (swapped, the point lies in the city: is the order lat, lon?)"
+    return InvalidCoordinatesError(message, detail={**exc.detail, "possible_axis_swap": True})
+
+
+def _axis_swap_mask(
+    snap: CitySnapshot, lon: np.ndarray, lat: np.ndarray, outside: np.ndarray
+) -> np.ndarray:
+    """Rows outside every layer (or unusable) whose swapped (lat, lon) some layer covers."""
+    with np.errstate(invalid="ignore"):
+        ok = (
+            outside
+            & np.isfinite(lon)
+            & np.isfinite(lat)
+            & (np.abs(lon) <= 90.0)
+            & (np.abs(lat) <= 180.0)
+        )
+    rows = np.flatnonzero(ok)
+    mask = np.zeros(lon.size, dtype=bool)
+    if rows.size:
+        covered = np.zeros(rows.size, dtype=bool)
+        for index in snap.zone_indexes.values():
+            covered |= np.asarray(index.covers_any(lat[rows], lon[rows]), dtype=bool)
+        mask[rows] = covered
+    return mask
+
+
+def _check_area(geometry: Any) -> None:
+    """An uncertain location must be a valid, non-empty (multi)polygon in lon/lat range."""
+    if not isinstance(geometry, shapely.Polygon | shapely.MultiPolygon):
+        kind = type(geometry).__name__
+        raise InvalidGeometryError(
+            f"an area must be a Polygon or MultiPolygon, got {kind}", detail={"type": kind}
+        )
+    if geometry.is_empty:
+        raise InvalidGeometryError("the area is empty")
+    if not geometry.is_valid:
+        reason = shapely.is_valid_reason(geometry)
+        raise InvalidGeometryError(f"the area is not valid: {reason}", detail={"reason": reason})
+    minx, miny, maxx, maxy = geometry.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise InvalidGeometryError(
+            "the area lies outside lon/lat range (is it EPSG:4326 in lon, lat order?)",
+            detail={"bounds": [minx, miny, maxx, maxy]},
+        )
+
+
+def _area_match(point_match: ZoneMatch, shares: list[ZoneShare]) -> ZoneMatch:
+    """A layer's answer for an area: the largest overlap is primary, every overlap a candidate.
+
+    Status is INSIDE when one zone holds the whole area, NEAR_BOUNDARY when several share it,
+    OUTSIDE_COVERAGE when none does.
+    """
+    if not shares:
+        return ZoneMatch(
+            point_match.layer, point_match.version, ZoneStatus.OUTSIDE_COVERAGE, None, None, []
+        )
+    top = shares[0]
+    status = ZoneStatus.INSIDE if len(shares) == 1 else ZoneStatus.NEAR_BOUNDARY
+    candidates = [Candidate(s.zone_id, s.name, 0.0) for s in shares]
+    return ZoneMatch(
+        point_match.layer, point_match.version, status, top.zone_id, top.name, candidates
+    )

@@ -1,0 +1,185 @@
+"""Secrets: the HMAC pepper for phone lookups and the Fernet key for data at rest.
+
+Nothing here logs a secret or a plaintext; errors name the setting or file, never the value.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets as _random
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from geo_router.errors import ConfigurationError
+from geo_router.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Name of the generated file in the data dir (embedded default only).
+SECRETS_FILENAME = "secrets.json"
+
+_PRODUCTION_MESSAGE = (
+    "production refuses to start without GEO_ROUTER_PEPPER and GEO_ROUTER_ENCRYPTION_KEY "
+    "or GEO_ROUTER_SECRETS_FILE"
+)
+
+
+def _fernet(encryption_key: str, source: str) -> MultiFernet:
+    """A MultiFernet from comma-separated keys: the first encrypts, all decrypt (rotation)."""
+    keys = [k.strip() for k in encryption_key.split(",") if k.strip()]
+    if not keys:
+        raise ConfigurationError(f"{source}: the encryption key is empty")
+    try:
+        return MultiFernet([Fernet(k) for k in keys])
+    except (ValueError, binascii.Error, TypeError):
+        raise ConfigurationError(
+            f"{source}: the encryption key is not a Fernet key (32 url-safe base64 bytes; "
+            "make one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`)"
+        ) from None
+
+
+class Secrets:
+    """Pepper and encryption keys.
+
+    Parameters
+    ----------
+    pepper
+        Secret HMAC key for phone lookups (at least 16 characters).
+    encryption_key
+        Fernet key, or several comma-separated (the first encrypts; older ones still decrypt).
+    source
+        Where they came from (for messages; never the values).
+    """
+
+    __slots__ = ("_fernet", "_pepper", "encryption_key", "pepper", "source")
+
+    def __init__(self, pepper: str, encryption_key: str, *, source: str = "arguments") -> None:
+        if not isinstance(pepper, str) or len(pepper) < 16:
+            raise ConfigurationError(f"{source}: the pepper must have at least 16 characters")
+        if not isinstance(encryption_key, str):
+            raise ConfigurationError(f"{source}: the encryption key must be text")
+        self.pepper = pepper
+        self.encryption_key = encryption_key
+        self.source = source
+        self._pepper = pepper.encode("utf-8")
+        self._fernet = _fernet(encryption_key, source)
+
+    def __repr__(self) -> str:
+        return f"Secrets(source={self.source!r})"  # never the values
+
+    @classmethod
+    def generate(cls, source: str = "generated") -> Secrets:
+        """Fresh random secrets."""
+        return cls(_random.token_urlsafe(32), Fernet.generate_key().decode("ascii"), source=source)
+
+    @classmethod
+    def load(cls, settings: Settings) -> Secrets:
+        """Secrets from the settings, a secrets file, or (embedded default) a generated file.
+
+        Order: ``GEO_ROUTER_PEPPER`` + ``GEO_ROUTER_ENCRYPTION_KEY``; else
+        ``GEO_ROUTER_SECRETS_FILE`` (JSON with ``pepper`` and ``encryption_key``); else, for the
+        embedded SQLite database only, ``data_dir/secrets.json`` created with mode 0600 on the
+        first run and reused afterwards.
+
+        Raises
+        ------
+        ConfigurationError
+            Half-configured secrets, an unreadable secrets file, or nothing configured in
+            production or with an external database.
+        """
+        if settings.pepper or settings.encryption_key:
+            if not (settings.pepper and settings.encryption_key):
+                missing = "GEO_ROUTER_ENCRYPTION_KEY" if settings.pepper else "GEO_ROUTER_PEPPER"
+                raise ConfigurationError(
+                    f"{missing} is not set: GEO_ROUTER_PEPPER and GEO_ROUTER_ENCRYPTION_KEY "
+                    "go together"
+                )
+            return cls(settings.pepper, settings.encryption_key, source="environment")
+        if settings.secrets_file is not None:
+            return _read_file(settings.secrets_file)
+        if settings.production:
+            raise ConfigurationError(_PRODUCTION_MESSAGE)
+        if settings.database_url and not settings.database_url.startswith("sqlite"):
+            # A file on one host must not become the only key to a shared database.
+            raise ConfigurationError(
+                "an external database needs configured secrets: set GEO_ROUTER_PEPPER and "
+                "GEO_ROUTER_ENCRYPTION_KEY or GEO_ROUTER_SECRETS_FILE"
+            )
+        return _read_or_create(settings.data_dir / SECRETS_FILENAME)
+
+    def hash_phone(self, e164: str) -> str:
+        """HMAC-SHA256 hex of a normalized number: the lookup key, useless without the pepper."""
+        return hmac.new(self._pepper, e164.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def encrypt(self, text: str) -> str:
+        """Encrypt text (authenticated, Fernet); a fresh token every call."""
+        return self._fernet.encrypt(text.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        """Decrypt a token made by ``encrypt``.
+
+        Raises
+        ------
+        ConfigurationError
+            The token was made with another key (wrong or rotated-out encryption key) or is
+            corrupt.
+        """
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except (InvalidToken, UnicodeError, ValueError, binascii.Error):
+            raise ConfigurationError(
+                f"cannot decrypt stored data with the encryption key from {self.source}: "
+                "wrong key, a key rotated out, or corrupt data"
+            ) from None
+
+    def to_json(self) -> str:
+        """The secrets as the JSON a secrets file holds."""
+        return json.dumps({"pepper": self.pepper, "encryption_key": self.encryption_key})
+
+
+def _read_file(path: Path) -> Secrets:
+    """Secrets from a JSON file with ``pepper`` and ``encryption_key``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"secrets file {path} does not exist") from None
+    except (OSError, UnicodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(
+            f"secrets file {path} is not readable JSON: {type(exc).__name__}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"secrets file {path}: expected a JSON object")
+    for key in ("pepper", "encryption_key"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigurationError(f"secrets file {path}: key {key!r} is missing or not text")
+    return Secrets(data["pepper"], data["encryption_key"], source=f"secrets file {path}")
+
+
+def _read_or_create(path: Path) -> Secrets:
+    """Reuse ``path`` or create it with fresh secrets, mode 0600, race-free."""
+    if path.exists():
+        return _read_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Secrets.generate(source=f"secrets file {path}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(fresh.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # atomic and refuses to overwrite: a concurrent first run wins
+        except FileExistsError:
+            return _read_file(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.warning("generated new secrets in %s (mode 0600); back this file up", path)
+    return fresh

@@ -1,0 +1,146 @@
+"""The database: engines, Alembic migrations (programmatic, no alembic.ini) and ``Store``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL
+
+from geo_router.errors import ConfigurationError
+from geo_router.settings import Settings
+from geo_router.store.engine import make_engine, write_transaction
+from geo_router.store.keys import KeyStore
+
+log = logging.getLogger(__name__)
+
+#: Inside the package, so migrations run from an installed wheel too.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Arbitrary constant: serializes concurrent upgrades of one PostgreSQL database.
+_PG_MIGRATION_LOCK = 0x6765_6F72  # "geor"
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Store",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "open_store",
+    "upgrade",
+]
+
+
+def alembic_config() -> Config:
+    """An Alembic config pointing at the packaged migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this package."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships 0001
+        raise ConfigurationError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at (None when never migrated)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url_or_engine: str | URL | sa.Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (default: head).
+
+    Works on SQLite (batch mode) and PostgreSQL; runs in the schema the URL's search_path
+    names (``?options=-csearch_path%3Dmy_schema,public``). Concurrent upgrades (several workers
+    starting at once) are serialized by a lock and the second one finds nothing to do.
+    """
+    owned = not isinstance(url_or_engine, sa.Engine)
+    engine = make_engine(url_or_engine) if owned else url_or_engine  # type: ignore[arg-type]
+    config = alembic_config()
+    try:
+        with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    finally:
+        config.attributes.pop("connection", None)
+        if owned:
+            engine.dispose()
+    log.info("database at revision %s", revision)
+
+
+class Store:
+    """The service's database: an engine, migrations applied, and the key store.
+
+    Parameters
+    ----------
+    engine
+        An engine from ``make_engine``.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.keys = KeyStore(engine)
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate: bool = True) -> Store:
+        """Open the configured database (``GEO_ROUTER_DATABASE_URL``) or the embedded SQLite.
+
+        Parameters
+        ----------
+        settings
+            Service settings; without ``database_url`` the SQLite file lives in ``data_dir``.
+        migrate
+            Apply pending migrations first (the default).
+        """
+        return cls.from_url(settings.effective_database_url, migrate=migrate)
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, migrate: bool = True) -> Store:
+        """Open a database by URL, migrating it unless ``migrate=False``."""
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query (for ``/readyz``)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("database ping failed: %s", type(exc).__name__)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """Open the store for ``settings`` (same as ``Store.open``)."""
+    return Store.open(settings, migrate=migrate)

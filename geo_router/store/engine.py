@@ -1,0 +1,114 @@
+"""Engines and write transactions for SQLite (embedded) and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+
+from geo_router.errors import ConfigurationError
+
+#: How long a SQLite connection waits for another writer before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+#: Execution option that asks for ``BEGIN IMMEDIATE`` on SQLite (see ``write_transaction``).
+_IMMEDIATE = "geo_router_begin_immediate"
+
+
+def _normalize_url(url: str | URL) -> URL:
+    """Parse the URL and pick psycopg 3 for plain ``postgresql://`` URLs."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError or ValueError
+        raise ConfigurationError(
+            f"GEO_ROUTER_DATABASE_URL is not a database URL: {exc}",
+            detail={"field": "database_url"},
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file behind a SQLite URL, or None for in-memory databases."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """Durable, concurrent SQLite: WAL, fsync on commit, foreign keys, a busy timeout.
+
+    pysqlite's own transaction handling neither wraps DDL nor lets us choose the BEGIN flavour;
+    turning it off and emitting BEGIN ourselves makes migrations atomic and lets writers take
+    the write lock up front (``BEGIN IMMEDIATE``) instead of failing on lock upgrade.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str | URL) -> sa.Engine:
+    """Create an engine for SQLite or PostgreSQL.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL. ``postgresql://`` uses psycopg 3; a SQLite file's parent folder is
+        created; SQLite connections get WAL, ``synchronous=FULL``, foreign keys and a busy
+        timeout on every connect.
+
+    Returns
+    -------
+    sqlalchemy.Engine
+    """
+    parsed = _normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    raise ConfigurationError(
+        f"unsupported database {backend!r} in GEO_ROUTER_DATABASE_URL: use sqlite or postgresql",
+        detail={"field": "database_url", "backend": backend},
+    )
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at BEGIN.
+
+    A deferred SQLite transaction that reads and then writes fails at once with "database is
+    locked" when another writer got in between; ``BEGIN IMMEDIATE`` waits (busy timeout)
+    instead. On PostgreSQL this is a plain ``engine.begin()``.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = conn.execution_options(**{_IMMEDIATE: True})
+        with conn.begin():
+            yield conn

@@ -1,0 +1,256 @@
+"""GET/POST /v1/route and POST /v1/route/batch on the demo city."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import orjson
+import pyproj
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.app import create_app
+from geo_router.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings_ = Settings(data_dir=tmp_path_factory.mktemp("api_route"), _env_file=None)
+    app = create_app(settings_, city_loader=lambda s: (demo_router, None))
+    with TestClient(app) as client:
+        assert app.state.ready_event.wait(60), app.state.load_error
+        yield client
+
+
+@pytest.fixture(scope="module")
+def inside_points(demo_router: Any) -> list[tuple[str, float, float]]:
+    """(kelurahan id, lon, lat) at the representative point of a few kelurahan."""
+    layer = demo_router.snapshot.layers["kelurahan"]
+    pts = shapely.point_on_surface(np.asarray(layer.geometries[:5]))
+    return [(str(i), float(p.x), float(p.y)) for i, p in zip(layer.ids[:5], pts, strict=True)]
+
+
+def test_get_route_answers_zones_responders_and_request_id(
+    app_client: TestClient, inside_points: list[tuple[str, float, float]]
+) -> None:
+    zone_id, lon, lat = inside_points[0]
+    r = app_client.get("/v1/route", params={"lon": lon, "lat": lat, "k": 2})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["zones"]["kelurahan"]["zone_id"] == zone_id
+    assert body["zones"]["kelurahan"]["status"] in {"inside", "near_boundary"}
+    assert set(body["zones"]) == {"kelurahan", "kecamatan", "fire_district", "police_sector"}
+    for layer in body["zones"].values():
+        assert layer["version"]
+        assert layer["candidates"][0]["distance_m"] == 0.0
+    for responders in body["responders"].values():
+        assert len(responders) == 2
+        assert responders[0]["distance_m"] <= responders[1]["distance_m"]
+        assert 0 <= responders[0]["bearing_deg"] <= 360
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert body["warnings"] == []
+
+
+def test_get_route_with_category_ranks_its_responders(
+    app_client: TestClient, inside_points: list[tuple[str, float, float]]
+) -> None:
+    _, lon, lat = inside_points[1]
+    body = app_client.get("/v1/route", params={"lon": lon, "lat": lat, "category": "fire"}).json()
+    assert body["category"]["code"] == "fire"
+    assert body["category"]["agency"]
+    assert set(body["responders"]) == {"fire_station"}
+
+
+def test_get_route_outside_and_axis_swap_warnings(
+    app_client: TestClient, inside_points: list[tuple[str, float, float]]
+) -> None:
+    _, lon, lat = inside_points[0]
+    far = app_client.get("/v1/route", params={"lon": 0.0, "lat": 0.0}).json()
+    assert "outside_coverage" in far["warnings"]
+    assert all(z["status"] == "outside_coverage" for z in far["zones"].values())
+    # lat, lon given the wrong way round but both in range: (-6.9, 107.6) is valid lon/lat
+    r = app_client.get("/v1/route", params={"lon": lat, "lat": lon})
+    assert r.status_code == 422  # lat 107 is out of range: refused, with the swap hint
+    assert "swapped" in r.json()["detail"] or "order" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"lon": "nan", "lat": -6.9}, "lon"),
+        ({"lon": 107.6, "lat": "inf"}, "lat"),
+        ({"lon": 181, "lat": -6.9}, "lon"),
+        ({"lon": 107.6, "lat": -91}, "lat"),
+        ({"lon": "abc", "lat": -6.9}, "lon"),
+        ({"lat": -6.9}, "lon"),
+        ({"lon": 107.6, "lat": -6.9, "k": 0}, "k"),
+        ({"lon": 107.6, "lat": -6.9, "k": 21}, "k"),
+        ({"lon": 107.6, "lat": -6.9, "k": "two"}, "k"),
+    ],
+)
+def test_get_route_refuses_bad_parameters(
+    app_client: TestClient, query: dict[str, Any], field: str
+) -> None:
+    r = app_client.get("/v1/route", params=query)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["status"] == 422
+    assert field in problem["detail"]
+    assert problem["errors"][0]["field"] == field
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lon=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-180, 180)),
+    lat=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-90, 90)),
+)
+def test_get_route_never_fails_with_a_server_error(
+    app_client: TestClient, lon: float, lat: float
+) -> None:
+    r = app_client.get("/v1/route", params={"lon": repr(lon), "lat": repr(lat)})
+    valid = np.isfinite(lon) and np.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90
+    assert r.status_code == (200 if valid else 422), r.text
+
+
+def test_post_route_body_shapes_agree(
+    app_client: TestClient, inside_points: list[tuple[str, float, float]]
+) -> None:
+    zone_id, lon, lat = inside_points[2]
+    utm = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:32748", always_xy=True)
+    x, y = utm.transform(lon, lat)
+    point = {"type": "Point", "coordinates": [lon, lat]}
+    bodies = [
+        {"lon": lon, "lat": lat},
+        point,
+        {"type": "Feature", "geometry": point, "properties": {}},
+        {"x": x, "y": y, "crs": "EPSG:32748"},
+    ]
+    for body in bodies:
+        r = app_client.post("/v1/route", json=body)
+        assert r.status_code == 200, (body, r.text)
+        assert r.json()["zones"]["kelurahan"]["zone_id"] == zone_id, body
+    with_k = app_client.post(
+        "/v1/route", json={"lon": lon, "lat": lat, "k": 1, "category": "medical"}
+    ).json()
+    assert set(with_k["responders"]) == {"hospital"}
+    assert len(with_k["responders"]["hospital"]) == 1
+
+
+def test_post_route_circle_and_polygon_list_overlaps(
+    app_client: TestClient, inside_points: list[tuple[str, float, float]]
+) -> None:
+    _, lon, lat = inside_points[3]
+    r = app_client.post("/v1/route", json={"lon": lon, "lat": lat, "radius_m": 800})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    shares = body["overlaps"]["kelurahan"]
+    assert shares and abs(sum(s["share"] for s in shares) - 1.0) < 0.02
+    assert shares == sorted(shares, key=lambda s: -s["share"])
+    assert body["zones"]["kelurahan"]["zone_id"] == shares[0]["zone_id"]  # greatest overlap
+    d = 0.002
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d]]
+    polygon = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    feature = {"type": "Feature", "geometry": polygon, "properties": {"category": "fire"}}
+    r = app_client.post("/v1/route", json=feature)
+    assert r.status_code == 200, r.text
+    assert r.json()["overlaps"]["kecamatan"]
+    assert r.json()["category"]["code"] == "fire"
+
+
+def test_batch_matches_single_routes_in_input_order(
+    app_client: TestClient, demo_router: Any, inside_points: list[tuple[str, float, float]]
+) -> None:
+    points = [[lon, lat] for _, lon, lat in inside_points]
+    points.insert(2, [200.0, 0.0])  # a bad row keeps its place
+    r = app_client.post("/v1/route/batch", json={"points": points, "k": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == len(points) == len(body["results"])
+    assert "out of range" in body["results"][2]["error"]
+    good = [res for i, res in enumerate(body["results"]) if i != 2]
+    for (zone_id, lon, lat), res in zip(inside_points, good, strict=True):
+        single = demo_router.route(lon, lat, k=2)
+        for layer, match in single.zones.items():
+            assert res["zones"][layer]["id"] == match.zone_id
+            assert res["zones"][layer]["status"] == str(match.status)
+            assert [c["id"] for c in res["zones"][layer]["candidates"]] == [
+                c.zone_id for c in match.candidates
+            ]
+        for ftype, responders in single.responders.items():
+            got = res["responders"][ftype]
+            assert [g["id"] for g in got] == [x.facility_id for x in responders]
+            assert got[0]["distance_m"] == pytest.approx(responders[0].distance_m, abs=0.06)
+        assert res["zones"]["kelurahan"]["id"] == zone_id
+
+
+def test_batch_feature_collection_and_category(
+    app_client: TestClient, inside_points: list[tuple[str, float, float]]
+) -> None:
+    feats = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}}
+        for _, lon, lat in inside_points
+    ]
+    feats.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": []}})
+    r = app_client.post(
+        "/v1/route/batch",
+        json={"type": "FeatureCollection", "features": feats, "category": "crime"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["category"]["code"] == "crime"
+    assert set(body["results"][0]["responders"]) == {"police_post"}
+    assert "features[5]" in body["results"][-1]["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"points": [[1, 2]] * 10_001}, 413, "limit of 10000"),
+        ({"points": "nope"}, 422, "points"),
+        ({"nothing": 1}, 422, "FeatureCollection"),
+        ({"points": [[107.6, -6.9]], "k": 99}, 422, "k must be"),
+        ({"points": [[107.6, -6.9]], "category": "nope"}, 422, "nope"),
+        ([1, 2], 422, "JSON object"),
+    ],
+)
+def test_batch_refusals(app_client: TestClient, body: Any, status: int, needle: str) -> None:
+    r = app_client.post("/v1/route/batch", json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert needle in r.json()["detail"]
+
+
+def test_batch_empty_list_answers_no_results(app_client: TestClient) -> None:
+    r = app_client.post("/v1/route/batch", json={"points": []})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"] == []
+
+
+@pytest.mark.slow
+def test_batch_of_10000_points_throughput(app_client: TestClient, demo_router: Any) -> None:
+    """Times a full 10,000-point POST end to end (printed; see the report for numbers)."""
+    b = demo_router.snapshot.coverage_bounds
+    rng = np.random.default_rng(7)
+    pts = np.column_stack([rng.uniform(b[0], b[2], 10_000), rng.uniform(b[1], b[3], 10_000)])
+    payload = orjson.dumps({"points": pts, "k": 1}, option=orjson.OPT_SERIALIZE_NUMPY)
+    headers = {"content-type": "application/json"}
+    app_client.post("/v1/route/batch", content=payload, headers=headers)  # warm caches
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        r = app_client.post("/v1/route/batch", content=payload, headers=headers)
+        best = min(best, time.perf_counter() - t0)
+        assert r.status_code == 200
+    results = orjson.loads(r.content)["results"]
+    assert len(results) == 10_000
+    print(f"\nbatch 10,000 points: {best * 1e3:.0f} ms -> {10_000 / best:,.0f} points/s")

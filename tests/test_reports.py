@@ -1,0 +1,565 @@
+"""Report intake: locate, route, screen, store (idempotent, atomic); read, list, lifecycle; import."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geo_router import reports as reports_module
+from geo_router.errors import (
+    IdempotencyConflictError,
+    InputError,
+    InvalidCoordinatesError,
+    InvalidPhoneError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    UnknownCategoryError,
+)
+from geo_router.reports import (
+    TRANSITIONS,
+    ReportFilters,
+    ReportInput,
+    ReportService,
+    ServiceActor,
+    import_reports,
+    nuisance_record,
+)
+from geo_router.secrets import Secrets
+from geo_router.store import make_engine, upgrade
+from geo_router.store.reports_schema import report_updates, report_zones, reports
+
+ADMIN = ServiceActor(id="k-admin", name="admin key", role="admin")
+CALL = ServiceActor(id="k-call", name="call desk", role="intake", channel="call")
+SMS = ServiceActor(id="k-sms", name="sms gateway", role="intake", channel="sms")
+ANALYST = ServiceActor(id="k-analyst", name="analyst", role="analyst")
+REGISTERED = "+6281234567890"
+STRANGER = "+6281399998888"
+
+
+class FakeClock:
+    """A controllable UTC clock."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class FakeRegistry:
+    """Subscribers by E.164 phone (the real registry's ``get_by_phone``)."""
+
+    subscribers: dict[str, Any] = field(default_factory=dict)
+
+    def get_by_phone(self, phone: str) -> Any | None:
+        return self.subscribers.get(phone)
+
+
+class FakeGeocoder:
+    """One known address; everything else is a weak match with candidates."""
+
+    def __init__(self, lon: float, lat: float) -> None:
+        self.best = SimpleNamespace(lon=lon, lat=lat, confidence=0.93, label="Jalan Aceh 1")
+
+    def geocode(self, text: str) -> Any:
+        if text.lower().startswith("jalan aceh 1"):
+            return SimpleNamespace(matched=True, best=self.best, candidates=[self.best])
+        weak = SimpleNamespace(lon=107.6, lat=-6.9, confidence=0.41, label="Jalan Acehh 10")
+        return SimpleNamespace(matched=False, best=weak, candidates=[weak])
+
+
+@pytest.fixture(scope="module")
+def city(demo_router: Any) -> Any:
+    return demo_router
+
+
+@pytest.fixture(scope="module")
+def inside(city: Any) -> tuple[float, float]:
+    """A point well inside the first kelurahan of the demo city."""
+    point = city.snapshot.layers["kelurahan"].geometries[0].representative_point()
+    return (float(point.x), float(point.y))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Any:
+    upgrade(database_url)
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def service(engine: Any, city: Any, inside: tuple[float, float], clock: FakeClock) -> ReportService:
+    registry = FakeRegistry({REGISTERED: SimpleNamespace(lon=inside[0], lat=inside[1])})
+    return ReportService(
+        engine,
+        lambda: city,
+        Secrets.generate(),
+        registry=registry,
+        geocoder=FakeGeocoder(*inside),
+        region="ID",
+        rate_limit_per_hour=3,
+        clock=clock,
+    )
+
+
+def _body(inside: tuple[float, float], **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "channel": "call",
+        "category": "waste",
+        "description": "sampah menumpuk",
+        "location": {"lon": inside[0], "lat": inside[1]},
+    }
+    body.update(extra)
+    return body
+
+
+def _count(engine: Any, table: sa.Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+# --------------------------------------------------------------------------- create
+
+
+def test_create_stores_the_full_decision(service: ReportService, city: Any, inside: Any) -> None:
+    report = service.create(_body(inside, category="fire"), actor=CALL)
+    expected = city.route(*inside, category="fire")
+    assert report.id.startswith("r_") and len(report.id) >= 16
+    assert report.status == "open" and report.channel == "call"
+    assert report.location_source == "given"
+    assert report.zones == {n: m.zone_id for n, m in expected.zones.items() if m.zone_id}
+    decision = report.decision
+    assert decision["agency"] == expected.category.agency
+    assert decision["category"]["emergency"] is True
+    assert set(decision["zones"]) == set(expected.zones)
+    assert decision["zones"]["kelurahan"]["candidates"][0]["zone_id"] == report.zones["kelurahan"]
+    assert decision["versions"] == dict(city.snapshot.versions)
+    assert decision["responders"]["fire_station"][0]["facility_id"]
+    assert report.flags == []
+    stored = service.get(report.id, actor=ADMIN)
+    assert stored.to_dict() == report.to_dict()
+    assert [c.to_status for c in service.history(report.id)] == ["open"]
+
+
+def test_ids_are_random_not_sequential(service: ReportService, inside: Any) -> None:
+    ids = {service.create(_body(inside), actor=CALL).id for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_channel_defaults_to_the_key_and_must_match_it(service: ReportService, inside: Any) -> None:
+    body = _body(inside)
+    del body["channel"]
+    assert service.create(body, actor=SMS).channel == "sms"
+    with pytest.raises(PermissionDeniedError, match="channel 'sms' only"):
+        service.create(_body(inside, channel="call"), actor=SMS)
+    with pytest.raises(InputError, match="channel is required"):
+        service.create(body, actor=ADMIN)
+
+
+def test_geocoded_address(service: ReportService, inside: Any) -> None:
+    body = _body(inside, address="Jalan Aceh 1")
+    del body["location"]
+    report = service.create(body, actor=CALL)
+    assert report.location_source == "geocoded"
+    assert report.location_confidence == pytest.approx(0.93)
+    assert (report.lon, report.lat) == inside
+    assert report.decision["location"]["label"] == "Jalan Aceh 1"
+
+
+def test_weak_geocode_is_refused_with_candidates(service: ReportService, inside: Any) -> None:
+    body = _body(inside, address="jl acehh")
+    del body["location"]
+    with pytest.raises(InputError) as info:
+        service.create(body, actor=CALL)
+    assert info.value.detail["candidates"][0]["label"] == "Jalan Acehh 10"
+    assert _count(service.engine, reports) == 0
+
+
+def test_registered_caller_location(service: ReportService, inside: Any) -> None:
+    body = _body(inside, reporter_phone="0812-3456-7890")
+    del body["location"]
+    report = service.create(body, actor=CALL)
+    assert report.location_source == "registered_caller"
+    assert (report.lon, report.lat) == inside
+    assert "unregistered_caller" not in report.flags
+    assert report.reporter_phone_hash == service.secrets.hash_phone(REGISTERED)
+    assert service.secrets.decrypt(report.reporter_phone_enc) == REGISTERED
+    assert REGISTERED not in str(report.to_dict())
+
+
+def test_unregistered_caller_is_flagged_not_refused(service: ReportService, inside: Any) -> None:
+    report = service.create(_body(inside, reporter_phone=STRANGER), actor=CALL)
+    assert "unregistered_caller" in report.flags
+
+
+def test_no_location_at_all(service: ReportService, inside: Any) -> None:
+    body = _body(inside, reporter_phone=STRANGER)
+    del body["location"]
+    with pytest.raises(InputError, match="cannot locate"):
+        service.create(body, actor=CALL)
+
+
+def test_unknown_category_names_the_known_codes(service: ReportService, inside: Any) -> None:
+    with pytest.raises(UnknownCategoryError, match="waste") as info:
+        service.create(_body(inside, category="graffiti"), actor=CALL)
+    assert "fire" in info.value.detail["known"]
+
+
+def test_malformed_phone(service: ReportService, inside: Any) -> None:
+    with pytest.raises(InvalidPhoneError):
+        service.create(_body(inside, reporter_phone="12ab"), actor=CALL)
+
+
+def test_bad_body_fields_are_named() -> None:
+    with pytest.raises(InvalidCoordinatesError, match="location.lon"):
+        ReportInput.parse({"channel": "call", "category": "fire", "location": {"lon": "x", "lat": 1}})
+    with pytest.raises(InputError, match="media_url"):
+        ReportInput.parse({"category": "fire", "media_url": "ftp://x"})
+
+
+def test_outside_coverage_is_flagged(service: ReportService, inside: Any) -> None:
+    report = service.create(_body(inside, location={"lon": 0.0, "lat": 0.0}), actor=CALL)
+    assert "outside_coverage" in report.flags
+    assert report.zones == {}
+    assert report.decision["flags"] == report.flags
+
+
+def test_swapped_axes_are_refused_with_a_hint(service: ReportService, inside: Any) -> None:
+    swapped = {"lon": inside[1], "lat": inside[0]}  # lat 107 is out of range
+    with pytest.raises(InvalidCoordinatesError) as info:
+        service.create(_body(inside, location=swapped), actor=CALL)
+    assert info.value.detail.get("possible_axis_swap") is True
+
+
+def test_rate_limit_refuses_non_emergency_and_flags_emergency(
+    service: ReportService, inside: Any, clock: FakeClock
+) -> None:
+    for _ in range(3):
+        service.create(_body(inside, reporter_phone=REGISTERED), actor=CALL)
+        clock.advance(minutes=10)
+    with pytest.raises(RateLimitedError) as info:
+        service.create(_body(inside, reporter_phone=REGISTERED), actor=CALL)
+    # The first of the three leaves the window 60 min after it was filed (now: +30 min).
+    assert info.value.retry_after_s == 30 * 60
+    emergency = service.create(_body(inside, category="fire", reporter_phone=REGISTERED), actor=CALL)
+    assert "rate_limited" in emergency.flags
+    assert emergency.status == "open"
+    clock.advance(minutes=31)
+    # Now the window holds the 2nd, 3rd and the emergency report: still at the limit.
+    with pytest.raises(RateLimitedError):
+        service.create(_body(inside, reporter_phone=REGISTERED), actor=CALL)
+    clock.advance(minutes=10)
+    assert service.create(_body(inside, reporter_phone=REGISTERED), actor=CALL).flags == []
+
+
+def test_repeat_false_reports_flag_and_nuisance_record(
+    service: ReportService, inside: Any, clock: FakeClock
+) -> None:
+    for resolution in ("prank", "false_report"):
+        report = service.create(_body(inside, reporter_phone=STRANGER), actor=CALL)
+        service.update_status(report.id, "closed", resolution=resolution, actor=CALL)
+        clock.advance(minutes=30)
+    phone_hash = service.secrets.hash_phone(STRANGER)
+    record = nuisance_record(service.engine, phone_hash)
+    assert record["reports_made"] == 2 and record["false_reports"] == 2
+    assert record["last_seen"] == clock.now - timedelta(minutes=30)
+    third = service.create(_body(inside, category="fire", reporter_phone=STRANGER), actor=CALL)
+    assert {"repeat_false_reports", "unregistered_caller"} <= set(third.flags)
+    assert nuisance_record(service.engine, "nobody") == {
+        "reports_made": 0,
+        "false_reports": 0,
+        "last_seen": None,
+    }
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+def test_idempotent_replay_returns_the_first_answer(service: ReportService, inside: Any) -> None:
+    first = service.create(_body(inside), actor=CALL, idempotency_key="abc-1")
+    again = service.create(_body(inside), actor=CALL, idempotency_key="abc-1")
+    assert again.to_dict() == first.to_dict()
+    assert _count(service.engine, reports) == 1
+    with pytest.raises(IdempotencyConflictError, match="abc-1"):
+        service.create(_body(inside, description="other"), actor=CALL, idempotency_key="abc-1")
+    # Keys are scoped to the API key: another key may use the same text.
+    other = service.create(_body(inside, channel="sms"), actor=SMS, idempotency_key="abc-1")
+    assert other.id != first.id
+
+
+def test_idempotency_ignores_key_order(service: ReportService, inside: Any) -> None:
+    body = _body(inside)
+    first = service.create(body, actor=CALL, idempotency_key="k")
+    reordered = dict(reversed(list(body.items())))
+    assert service.create(reordered, actor=CALL, idempotency_key="k").id == first.id
+
+
+def test_create_is_all_or_nothing(
+    service: ReportService, inside: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(actor: Any) -> str:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(reports_module, "_actor_label", boom)
+    with pytest.raises(RuntimeError):
+        service.create(_body(inside), actor=CALL, idempotency_key="x")
+    for table in (reports, report_zones, report_updates):
+        assert _count(service.engine, table) == 0
+
+
+# --------------------------------------------------------------------------- read, list
+
+
+def test_other_channels_reports_are_not_found(service: ReportService, inside: Any) -> None:
+    report = service.create(_body(inside), actor=CALL)
+    assert service.get(report.id, actor=CALL).id == report.id
+    assert service.get(report.id, actor=ANALYST).id == report.id
+    with pytest.raises(NotFoundError):
+        service.get(report.id, actor=SMS)
+    with pytest.raises(NotFoundError):
+        service.update_status(report.id, "acknowledged", actor=SMS)
+    with pytest.raises(NotFoundError):
+        service.history(report.id, actor=SMS)
+    with pytest.raises(NotFoundError):
+        service.get("r_missing", actor=ADMIN)
+
+
+def test_analysts_never_see_phone_fields(service: ReportService, inside: Any) -> None:
+    report = service.create(_body(inside, reporter_phone=STRANGER), actor=CALL)
+    assert "reporter_phone_hash" not in report.view_for(ANALYST)
+    assert "reporter_phone_enc" not in report.view_for(ANALYST)
+    assert report.view_for(ADMIN)["reporter_phone_hash"] == report.reporter_phone_hash
+
+
+def test_list_filters(service: ReportService, city: Any, inside: Any, clock: FakeClock) -> None:
+    a = service.create(_body(inside), actor=CALL)
+    clock.advance(minutes=5)
+    b = service.create(_body(inside, category="fire", channel="sms"), actor=SMS)
+    clock.advance(minutes=5)
+    c = service.create(_body(inside, location={"lon": 0.0, "lat": 0.0}), actor=CALL)
+    service.update_status(a.id, "acknowledged", actor=CALL)
+
+    def ids(**filters: Any) -> list[str]:
+        return [r.id for r in service.list(ReportFilters.parse(**filters), actor=ADMIN).items]
+
+    assert ids() == [c.id, b.id, a.id]  # newest first
+    kel = a.zones["kelurahan"]
+    assert ids(zone=f"kelurahan:{kel}") == [b.id, a.id]
+    assert ids(zone="kelurahan:nope") == []
+    assert ids(category="fire") == [b.id]
+    assert ids(status="acknowledged") == [a.id]
+    assert ids(statuses=("open",)) == [c.id, b.id]
+    assert ids(channel="sms") == [b.id]
+    assert ids(created_from=clock.now - timedelta(minutes=5)) == [c.id, b.id]
+    assert ids(created_to=(clock.now - timedelta(minutes=10)).isoformat()) == [a.id]
+    lon, lat = inside
+    assert ids(bbox=f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}") == [b.id, a.id]
+    assert ids(ids=(a.id, c.id)) == [c.id, a.id]
+    page = service.list(ReportFilters.parse(limit=1, offset=1), actor=ADMIN)
+    assert [r.id for r in page.items] == [b.id] and page.total == 3
+    assert [r.id for r in service.list(None, actor=SMS).items] == [b.id]
+    assert service.list(None, actor=SMS).total == 1
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"limit": 501}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"zone": "kelurahan"}, "zone"),
+        ({"bbox": "1,2,3"}, "bbox"),
+        ({"bbox": "10,0,5,1"}, "bbox"),
+        ({"status": "done"}, "status"),
+        ({"created_from": "yesterday"}, "created_from"),
+    ],
+)
+def test_bad_filters_name_the_field(filters: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError) as info:
+        ReportFilters.parse(**filters)
+    assert info.value.detail["errors"][0]["field"] == field
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(-180, 180),
+    st.floats(-90, 90),
+    st.floats(0, 50),
+    st.floats(0, 50),
+)
+def test_bbox_parsing_property(minlon: float, minlat: float, w: float, h: float) -> None:
+    maxlon, maxlat = min(minlon + w, 180.0), min(minlat + h, 90.0)
+    parsed = ReportFilters.parse(bbox=f"{minlon!r},{minlat!r},{maxlon!r},{maxlat!r}")
+    assert parsed.bbox == (minlon, minlat, maxlon, maxlat)
+    if maxlon > minlon:
+        with pytest.raises(InputError):
+            ReportFilters.parse(bbox=f"{maxlon!r},{minlat!r},{minlon!r},{maxlat!r}")
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_lifecycle_and_history(service: ReportService, inside: Any, clock: FakeClock) -> None:
+    report = service.create(_body(inside), actor=CALL)
+    clock.advance(minutes=1)
+    service.update_status(report.id, "acknowledged", actor=CALL)
+    clock.advance(minutes=1)
+    service.update_status(report.id, "in_progress", note="crew sent", actor=CALL)
+    clock.advance(minutes=1)
+    with pytest.raises(InputError, match="needs a resolution"):
+        service.update_status(report.id, "closed", actor=CALL)
+    closed = service.update_status(report.id, "closed", resolution="resolved", actor=CALL)
+    assert closed.status == "closed" and closed.resolution == "resolved"
+    assert closed.closed_at == clock.now
+    with pytest.raises(PermissionDeniedError, match="only an admin"):
+        service.update_status(report.id, "open", actor=CALL)
+    with pytest.raises(InputError, match="cannot go from 'closed' to 'in_progress'"):
+        service.update_status(report.id, "in_progress", actor=ADMIN)
+    reopened = service.update_status(report.id, "open", note="not fixed", actor=ADMIN)
+    assert reopened.resolution is None and reopened.closed_at is None
+    history = service.history(report.id, actor=ADMIN)
+    assert [(h.from_status, h.to_status) for h in history] == [
+        (None, "open"),
+        ("open", "acknowledged"),
+        ("acknowledged", "in_progress"),
+        ("in_progress", "closed"),
+        ("closed", "open"),
+    ]
+    assert history[2].note == "crew sent" and history[3].resolution == "resolved"
+    assert history[1].actor == "k-call/call desk"
+    assert history[4].at == clock.now
+
+
+def test_resolution_only_when_closing(service: ReportService, inside: Any) -> None:
+    report = service.create(_body(inside), actor=CALL)
+    with pytest.raises(InputError, match="only when closing"):
+        service.update_status(report.id, "acknowledged", resolution="resolved", actor=CALL)
+    with pytest.raises(InputError, match="cannot go from 'open' to 'in_progress'"):
+        service.update_status(report.id, "in_progress", actor=CALL)
+    with pytest.raises(InputError, match="unknown status"):
+        service.update_status(report.id, "done", actor=CALL)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.sampled_from(["open", "acknowledged", "in_progress", "closed"]), max_size=6))
+def test_lifecycle_property(service: ReportService, inside: Any, steps: list[str]) -> None:
+    """Whatever is asked, the stored status follows TRANSITIONS and history mirrors it."""
+    report = service.create(_body(inside), actor=ADMIN)
+    status, expected = "open", [(None, "open")]
+    for step in steps:
+        resolution = "duplicate" if step == "closed" else None
+        if (status, step) in TRANSITIONS:
+            service.update_status(report.id, step, resolution=resolution, actor=ADMIN)
+            expected.append((status, step))
+            status = step
+        else:
+            with pytest.raises(InputError):
+                service.update_status(report.id, step, resolution=resolution, actor=ADMIN)
+    assert service.get(report.id, actor=ADMIN).status == status
+    assert [(h.from_status, h.to_status) for h in service.history(report.id)] == expected
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _demo_csv(path: Path, city: Any, n: int = 400) -> Path:
+    rng = np.random.default_rng(7)
+    minx, miny, maxx, maxy = city.snapshot.coverage_bounds
+    lon = rng.uniform(minx, maxx, n).round(6).astype(object)
+    lat = rng.uniform(miny, maxy, n).round(6).astype(object)
+    lon[0], lat[0] = "", ""  # missing
+    lon[1], lat[1] = "abc", "-6.9"  # not a number
+    lon[2], lat[2] = 0.0, 0.0  # outside
+    cats = np.array(["Sampah", "fire", "noise", "Graffiti"], dtype=object)[np.arange(n) % 4]
+    created = ["2025-12-31 23:30:00"] * n
+    created[3] = "not a date"
+    lines = ["x,y,jenis,waktu,keterangan"]
+    lines += [
+        f"{lon[i]},{lat[i]},{cats[i]},{created[i]},laporan {i}" for i in range(n)
+    ]
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_reports_demo(engine: Any, city: Any, tmp_path: Path) -> None:
+    source = _demo_csv(tmp_path / "history.csv.gz", city)
+    summary = import_reports(
+        source,
+        city,
+        engine,
+        lon_field="x",
+        lat_field="y",
+        category_field="jenis",
+        created_field="waktu",
+        category_map={"Sampah": "waste"},
+        description_field="keterangan",
+        timezone="Asia/Jakarta",
+        chunk_size=150,
+    )
+    assert summary.rows == summary.stored == 400
+    assert summary.invalid_coordinates == 2
+    assert summary.unknown_category == 100
+    assert summary.unknown_categories == {"Graffiti": 100}
+    assert summary.invalid_created_date == 1
+    assert summary.outside_coverage >= 1
+    assert summary.rows_per_s > 0
+    service = ReportService(engine, city, Secrets.generate())
+    page = service.list(ReportFilters.parse(limit=500), actor=ADMIN)
+    assert page.total == 400
+    by_desc = {r.description: r for r in page.items}
+    assert "invalid_coordinates" in by_desc["laporan 0"].flags
+    assert by_desc["laporan 0"].lon is None
+    assert "outside_coverage" in by_desc["laporan 2"].flags
+    assert "invalid_created_date" in by_desc["laporan 3"].flags
+    assert by_desc["laporan 4"].category == "waste"
+    assert by_desc["laporan 7"].category == "Graffiti"
+    assert "unknown_category" in by_desc["laporan 7"].flags
+    assert summary.outside_coverage == sum("outside_coverage" in r.flags for r in page.items)
+    sample = next(r for r in page.items if r.category == "fire" and "kelurahan" in r.zones)
+    assert sample.status == "closed"
+    assert sample.created_at == datetime(2025, 12, 31, 16, 30, tzinfo=UTC)  # WIB is UTC+7
+    expected = city.route(sample.lon, sample.lat)
+    assert sample.zones == {n: m.zone_id for n, m in expected.zones.items() if m.zone_id}
+    assert sample.decision["agency"] == city.category("fire").agency
+    kel = sample.zones["kelurahan"]
+    in_kel = service.list(ReportFilters.parse(zone=f"kelurahan:{kel}", limit=500), actor=ADMIN)
+    assert sample.id in {r.id for r in in_kel.items}
+
+
+def test_import_names_a_missing_column(engine: Any, city: Any, tmp_path: Path) -> None:
+    source = _demo_csv(tmp_path / "h.csv.gz", city, n=10)
+    with pytest.raises(InputError, match="no column 'lng'.*--lon-field"):
+        import_reports(
+            source,
+            city,
+            engine,
+            lon_field="lng",
+            lat_field="y",
+            category_field="jenis",
+            created_field="waktu",
+        )
