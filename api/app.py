@@ -21,7 +21,13 @@ import geo_router
 from api import schemas
 from api.auth import Authenticator
 from api.errors import install_error_handlers
-from api.middleware import BodyLimitMiddleware, Metrics, MetricsMiddleware, RequestIdMiddleware
+from api.middleware import (
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    Metrics,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+)
 from api.routers import (
     callers,
     collections,
@@ -225,6 +231,7 @@ def create_app(
     # Added last = outermost: the request id exists before anything can answer.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(CatchAllMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     for module in (route, collections, info, health, metrics):

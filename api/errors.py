@@ -269,18 +269,6 @@ def http_problem(exc: StarletteHTTPException, request: Request) -> Response:
     return problem_response(body, dict(exc.headers) if exc.headers else None)
 
 
-def internal_problem(exc: Exception, request: Request) -> Response:
-    """Log an unexpected exception and answer a 500 problem without internals."""
-    log.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    body = problem_body(
-        500,
-        "internal error; quote the request_id when reporting it",
-        instance=request.url.path,
-        request_id=request_id_of(request),
-    )
-    return problem_response(body)
-
-
 async def _domain_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GeoRouterError)
     return domain_problem(exc, request)
@@ -296,13 +284,9 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     return http_problem(exc, request)
 
 
-async def _internal_handler(request: Request, exc: Exception) -> Response:
-    return internal_problem(exc, request)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Register the problem+json handlers on ``app``."""
     app.add_exception_handler(GeoRouterError, _domain_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    app.add_exception_handler(Exception, _internal_handler)
+    # Unexpected exceptions: api.middleware.CatchAllMiddleware (inside the request-id layer).

@@ -7,6 +7,7 @@ not a task and a queue per request.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 import uuid
@@ -18,7 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_body
 
-__all__ = ["BodyLimitMiddleware", "Metrics", "MetricsMiddleware", "RequestIdMiddleware"]
+__all__ = [
+    "BodyLimitMiddleware",
+    "CatchAllMiddleware",
+    "Metrics",
+    "MetricsMiddleware",
+    "RequestIdMiddleware",
+]
+
+log = logging.getLogger("geo_router.api")
 
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -57,6 +66,56 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class CatchAllMiddleware:
+    """Last resort: log an unexpected exception, answer a 500 problem (a 500 is a bug).
+
+    It sits inside the request-id layer so that even a 500 carries the request id.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; turn an escaping exception into a problem response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception(
+                "unhandled %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path")
+            )
+            if started:  # too late for a problem document: let the server drop the connection
+                raise
+            body = problem_body(
+                500,
+                "internal error; quote the request_id when reporting it",
+                instance=scope.get("path"),
+                request_id=_state(scope).get("request_id"),
+            )
+            content = orjson.dumps(body)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                        (b"content-length", str(len(content)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": content})
 
 
 class _BodyTooLarge(Exception):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from geo_router.models import STATUS_CODES, BulkRoute, LayerLookup, NearestLookup, ZoneStatus
 
@@ -44,8 +44,12 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=_OPTIONS, default=_default)
 
 
-class ORJSONResponse(Response):
-    """``application/json`` rendered with :func:`dumps` (for docs: the route's media type)."""
+class ORJSONResponse(JSONResponse):
+    """``application/json`` rendered with :func:`dumps`.
+
+    A ``JSONResponse`` subclass so that FastAPI documents routes using it as JSON (with the
+    model given in ``responses``) rather than as a plain string.
+    """
 
     media_type = "application/json"
 
@@ -73,6 +77,11 @@ def geojson_response(obj: Any, headers: dict[str, str] | None = None) -> Respons
 
 
 # --- compact batch answers, built column-wise ---------------------------------------------
+#
+# A batch answer is assembled as an (n rows x m pieces) grid of pre-encoded byte fragments
+# that is joined once. Whatever depends only on a zone or a facility (ids, the whole answer
+# of a point plainly inside one zone) is encoded once per zone and picked by fancy indexing;
+# only distances and bearings are formatted per row, by one orjson call per column.
 
 
 def _object_array(items: list[bytes]) -> np.ndarray:
@@ -82,9 +91,10 @@ def _object_array(items: list[bytes]) -> np.ndarray:
     return out
 
 
-_STATUS_TOKENS = np.array(
-    [orjson.dumps(str(s)) for s in STATUS_CODES], dtype=object
-)  # indexed by the bulk status code
+_INSIDE = STATUS_CODES.index(ZoneStatus.INSIDE)
+_OUTSIDE = STATUS_CODES.index(ZoneStatus.OUTSIDE_COVERAGE)
+_INVALID = STATUS_CODES.index(ZoneStatus.INVALID)
+_STATUS_TOKENS = _object_array([orjson.dumps(str(s)) for s in STATUS_CODES])
 _WARNING_TOKENS = _object_array(
     [
         b"[]",
@@ -93,7 +103,6 @@ _WARNING_TOKENS = _object_array(
         b'["outside_coverage","possible_axis_swap"]',
     ]
 )  # indexed by 2 * axis_swap + outside (of every layer), in the order Router.route uses
-_OUTSIDE = STATUS_CODES.index(ZoneStatus.OUTSIDE_COVERAGE)
 
 
 def float_tokens(values: np.ndarray, decimals: int = 1) -> np.ndarray:
@@ -104,70 +113,114 @@ def float_tokens(values: np.ndarray, decimals: int = 1) -> np.ndarray:
     return _object_array(text[1:-1].split(b","))
 
 
-class _IdFragments:
-    """Pre-encoded JSON fragments of one layer's or facility set's ids (index -1 -> null)."""
+class _LayerFragments:
+    """One layer's per-zone fragments: the id, a candidate, the whole plain-inside answer."""
 
-    def __init__(self, ids: np.ndarray, head: bytes) -> None:
+    def __init__(self, name: str, ids: np.ndarray, first: bool) -> None:
+        key = (b"" if first else b",") + orjson.dumps(name)
         encoded = [orjson.dumps(str(v)) for v in ids.tolist()]
-        self.ids = _object_array([*encoded, b"null"])
-        self.prefix = _object_array([b'{"id":' + e + head for e in encoded] + [b""])
+        self.id_json = _object_array([*encoded, b"null"])  # row -1 -> null
+        self.candidate = _object_array([b'{"id":' + e + b',"distance_m":' for e in encoded])
+        self.inside = _object_array(
+            [
+                key
+                + b':{"id":'
+                + e
+                + b',"status":"inside","candidates":[{"id":'
+                + e
+                + b',"distance_m":0.0}]}'
+                for e in encoded
+            ]
+        )
+        self.head = key + b':{"id":'
+        self.outside_empty = key + b':{"id":null,"status":"outside_coverage","candidates":[]}'
 
 
-_FRAGMENT_CACHE: dict[int, tuple[Any, _IdFragments]] = {}
+class _FacilityFragments:
+    """One facility set's per-facility entry openings (first entry, later entries)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        encoded = [orjson.dumps(str(v)) for v in ids.tolist()]
+        self.first = _object_array([b'{"id":' + e + b',"distance_m":' for e in encoded] + [b""])
+        self.later = _object_array([b',{"id":' + e + b',"distance_m":' for e in encoded] + [b""])
 
 
-def _fragments(owner: Any, head: bytes) -> _IdFragments:
+_FRAGMENT_CACHE: dict[tuple[int, str, bool], tuple[Any, Any]] = {}
+
+
+def _cached(owner: Any, name: str, first: bool, build: Any) -> Any:
     """Fragments for a ZoneLayer / FacilitySet, built once per loaded object."""
-    hit = _FRAGMENT_CACHE.get(id(owner))
+    key = (id(owner), name, first)
+    hit = _FRAGMENT_CACHE.get(key)
     if hit is not None and hit[0] is owner:
         return hit[1]
-    frags = _IdFragments(np.asarray(owner.ids), head)
+    frags = build()
     if len(_FRAGMENT_CACHE) > 256:  # old snapshots: drop them rather than grow forever
         _FRAGMENT_CACHE.clear()
-    _FRAGMENT_CACHE[id(owner)] = (owner, frags)
+    _FRAGMENT_CACHE[key] = (owner, frags)
     return frags
 
 
-def _layer_columns(name: str, lookup: LayerLookup, layer: Any, first: bool) -> list[Any]:
-    """Columns of ``"name":{"id":..,"status":..,"candidates":[..]}`` for every row."""
-    frags = _fragments(layer, b',"distance_m":')
+def _layer_column(name: str, lookup: LayerLookup, layer: Any, first: bool) -> np.ndarray:
+    """Each row's ``"name":{"id":..,"status":..,"candidates":[..]}`` as one fragment."""
+    frags: _LayerFragments = _cached(
+        layer, name, first, lambda: _LayerFragments(name, np.asarray(layer.ids), first)
+    )
     ptr = lookup.cand_ptr
     counts = np.diff(ptr)
-    cand = frags.prefix[lookup.cand_zone] + float_tokens(lookup.cand_dist_m) + b"}"
-    cands = np.full(counts.size, b"", dtype=object)
-    one = counts == 1
-    cands[one] = cand[ptr[:-1][one]]
-    for i in np.flatnonzero(counts > 1):  # only rows near a boundary: few
-        cands[i] = b",".join(cand[ptr[i] : ptr[i + 1]].tolist())
-    head = (b"" if first else b",") + orjson.dumps(name) + b':{"id":'
-    return [
-        head,
-        frags.ids[lookup.primary],
-        b',"status":',
-        _STATUS_TOKENS[lookup.status],
-        b',"candidates":[',
-        cands,
-        b"]}",
-    ]
+    starts = ptr[:-1]
+    primary = lookup.primary
+    status = lookup.status
+    out = np.full(counts.size, frags.outside_empty, dtype=object)
+    plain = (status == _INSIDE) & (counts == 1)
+    rows = np.flatnonzero(plain)
+    single = starts[rows]
+    same = (lookup.cand_zone[single] == primary[rows]) & (lookup.cand_dist_m[single] == 0.0)
+    plain[rows[~same]] = False  # only "inside, one candidate: itself at 0 m" is pre-encoded
+    out[plain] = frags.inside[primary[plain]]
+    empty_outside = (status == _OUTSIDE) & (counts == 0)
+    other = np.flatnonzero(~plain & ~empty_outside & (status != _INVALID))
+    if other.size:  # near a boundary, or outside but within tolerance: few rows
+        cand = (
+            frags.candidate[lookup.cand_zone] + float_tokens(lookup.cand_dist_m) + b"}"
+            if lookup.cand_zone.size
+            else np.empty(0, dtype=object)
+        )
+        pieces = frags.id_json[primary[other]].tolist()
+        codes = _STATUS_TOKENS[status[other]].tolist()
+        for j, i in enumerate(other.tolist()):
+            listed = b",".join(cand[starts[i] : starts[i] + counts[i]].tolist())
+            out[i] = (
+                frags.head
+                + pieces[j]
+                + b',"status":'
+                + codes[j]
+                + b',"candidates":['
+                + listed
+                + b"]}"
+            )
+    return out
 
 
-def _responder_columns(ftype: str, nearest: NearestLookup, fs: Any, first: bool) -> list[Any]:
-    """Columns of ``"type":[{"id":..,"distance_m":..,"bearing_deg":..}, ...]``."""
-    frags = _fragments(fs, b',"distance_m":')
-    cols: list[Any] = [(b"" if first else b",") + orjson.dumps(ftype) + b":["]
+def _responder_columns(ftype: str, nearest: NearestLookup, fs: Any) -> list[Any]:
+    """Pieces of ``"type":[{"id":..,"distance_m":..,"bearing_deg":..}, ...]`` per row.
+
+    Five pieces per responder: opening (with the id), distance, a constant, bearing, ``}``;
+    an absent responder (index -1) is blanked by the caller via the returned masks.
+    """
+    frags: _FacilityFragments = _cached(
+        fs, ftype, True, lambda: _FacilityFragments(np.asarray(fs.ids))
+    )
+    cols: list[Any] = []
     for j in range(nearest.index.shape[1]):
         idx = nearest.index[:, j]
-        entry = (
-            frags.prefix[idx]
-            + float_tokens(nearest.distance_m[:, j])
-            + b',"bearing_deg":'
-            + float_tokens(nearest.bearing_deg[:, j])
-            + b"}"
-        )
-        if j:
-            entry = b"," + entry
-        cols.append(np.where(idx >= 0, entry, b""))
-    cols.append(b"]")
+        cols += [
+            (frags.first if j == 0 else frags.later)[idx],
+            float_tokens(nearest.distance_m[:, j]),
+            b',"bearing_deg":',
+            float_tokens(nearest.bearing_deg[:, j]),
+            b"}",
+        ]
     return cols
 
 
@@ -200,17 +253,28 @@ def encode_batch_rows(
     outside = np.ones(n, dtype=bool)
     for i, (name, layer) in enumerate(layers.items()):
         lookup = bulk.layers[name]
-        columns += _layer_columns(name, lookup, layer, first=i == 0)
+        columns.append(_layer_column(name, lookup, layer, first=i == 0))
         outside &= lookup.status == _OUTSIDE
-    columns.append(b'},"responders":{')
+    absent: list[tuple[int, np.ndarray]] = []  # (first column, rows) of missing responders
+    opener = b'},"responders":{'
     for i, (ftype, fs) in enumerate(facilities.items()):
-        columns += _responder_columns(ftype, bulk.nearest[ftype], fs, first=i == 0)
-    columns.append(b'},"warnings":')
+        nearest = bulk.nearest[ftype]
+        columns.append(opener + (b"," if i else b"") + orjson.dumps(ftype) + b":[")
+        start = len(columns)
+        columns += _responder_columns(ftype, nearest, fs)
+        for j in range(nearest.index.shape[1]):
+            missing = np.flatnonzero(nearest.index[:, j] < 0)
+            if missing.size:
+                absent.append((start + 5 * j, missing))
+        opener = b"]"
+    columns.append(opener + b'},"warnings":' if facilities else b'},"responders":{},"warnings":')
     columns.append(_WARNING_TOKENS[2 * np.asarray(bulk.axis_swap, dtype=np.intp) + outside])
     columns.append(b"},")
     grid = np.empty((n, len(columns)), dtype=object)
     for j, col in enumerate(columns):
         grid[:, j] = col
+    for first_col, rows in absent:
+        grid[rows, first_col : first_col + 5] = b""
     bad = np.flatnonzero(~np.asarray(bulk.valid, dtype=bool))
     if bad.size:
         why = reasons if reasons is not None else bulk.reasons

@@ -58,27 +58,38 @@ def _resident_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _child(fn: Callable[[], Any], conn: Any) -> None:
     try:
         start_mb = _resident_mb()
+        cpu_start = _cpu_seconds()
         started = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds() - cpu_start
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start_mb
-        conn.send((seconds, peak_mb, result, None))
+        conn.send((seconds, cpu, peak_mb, result, None))
     except BaseException:  # report any failure to the parent instead of hanging it
-        conn.send((float("nan"), float("nan"), None, traceback.format_exc()))
+        conn.send((float("nan"), float("nan"), float("nan"), None, traceback.format_exc()))
     finally:
         conn.close()
 
 
 @dataclass
 class Measurement:
-    """Best time over the runs, largest peak memory, and the last run's result."""
+    """Best wall time (and the CPU time of that run), largest peak memory, last result.
+
+    CPU seconds help read numbers taken on a busy machine: wall time then includes waiting.
+    """
 
     seconds: float
     peak_mb: float
     result: Any
+    cpu_seconds: float = float("nan")
 
 
 def measure(fn: Callable[[], Any], repeats: int = 3) -> Measurement:
@@ -87,18 +98,20 @@ def measure(fn: Callable[[], Any], repeats: int = 3) -> Measurement:
     ``fn``'s return value travels back by pickle: keep it to arrays the caller needs.
     """
     context = multiprocessing.get_context("fork")
-    best, peak, result = float("inf"), 0.0, None
+    best, best_cpu, peak, result = float("inf"), float("nan"), 0.0, None
     for _ in range(repeats):
         parent, child = context.Pipe(duplex=False)
         process = context.Process(target=_child, args=(fn, child))
         process.start()
         child.close()
-        seconds, peak_mb, result, error = parent.recv()
+        seconds, cpu, peak_mb, result, error = parent.recv()
         process.join()
         if error:
             raise RuntimeError(f"benchmark run failed:\n{error}")
-        best, peak = min(best, seconds), max(peak, peak_mb)
-    return Measurement(best, peak, result)
+        if seconds < best:
+            best, best_cpu = seconds, cpu
+        peak = max(peak, peak_mb)
+    return Measurement(best, peak, result, best_cpu)
 
 
 def print_table(headers: list[str], rows: list[list[Any]]) -> None:

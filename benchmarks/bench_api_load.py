@@ -66,6 +66,7 @@ class LoadResult:
     p99_ms: float
     errors: int
     tool: str
+    cpu_ms_per_request: float  #: server CPU time per request; meaningful on a busy machine
 
     @property
     def rps(self) -> float:
@@ -371,36 +372,59 @@ def batch_points_per_s(base: str, points: np.ndarray, *, repeats: int) -> tuple[
 
 
 @contextlib.contextmanager
-def serving(app: str, workers: int, env: dict[str, str], log: Path, ready: str) -> Iterator[str]:
-    """A server for the duration of the block, all its workers ready."""
-    base, _ = start_server(app, workers, env, log)
+def serving(
+    app: str, workers: int, env: dict[str, str], log: Path, ready: str
+) -> Iterator[tuple[str, int]]:
+    """A server for the duration of the block, all its workers ready: (base URL, pid)."""
+    base, pid = start_server(app, workers, env, log)
     try:
         wait_ready(base, ready, log, consecutive=20 * workers)
-        yield base
+        yield base, pid
     finally:
         stop_servers()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in process group ``pgid`` (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        # After the command name: state ppid pgrp ... utime(14th) stime(15th) of the full line.
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def measure(
     target: str,
-    base: str,
+    server: tuple[str, int],
     paths: Sequence[str],
     workers: int,
     args: argparse.Namespace,
     folder: Path,
 ) -> LoadResult:
-    """Warm up, then one load run of ``args.duration`` seconds."""
+    """Warm up, then one load run of ``args.duration`` seconds; also the server's CPU time."""
+    base, pgid = server
     use_wrk = shutil.which("wrk") is not None and not args.python_load
     tool = "wrk" if use_wrk else "python"
     for seconds in (args.warmup, args.duration):
+        if seconds <= 0:
+            continue
+        cpu_before = group_cpu_seconds(pgid)
         if use_wrk:
             stats = run_wrk(
                 base, paths, connections=args.connections, seconds=seconds, folder=folder
             )
         else:
             stats = run_python_load(base, paths, connections=args.connections, seconds=seconds)
+        cpu = group_cpu_seconds(pgid) - cpu_before
     requests, elapsed, p50, p99, errors = stats
-    return LoadResult(target, workers, requests, elapsed, p50, p99, errors, tool)
+    cpu_ms = 1e3 * cpu / requests if requests else float("nan")
+    return LoadResult(target, workers, requests, elapsed, p50, p99, errors, tool, cpu_ms)
 
 
 def _verdict(ok: bool) -> str:
@@ -418,14 +442,14 @@ def report(
     print()
     print(
         f"{'target':<8} {'workers':>7} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>6} {'route/hello':>11}  tool"
+        f"{'errors':>6} {'route/hello':>11} {'cpu ms/req':>10}  tool"
     )
     for r in results:
         hello = by.get(("hello", r.workers))
         ratio = f"{r.rps / hello.rps:.2f}" if r.target == "route" and hello else ""
         print(
             f"{r.target:<8} {r.workers:>7} {r.rps:>10.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-            f"{r.errors:>6} {ratio:>11}  {r.tool}"
+            f"{r.errors:>6} {ratio:>11} {r.cpu_ms_per_request:>10.3f}  {r.tool}"
         )
     for target, ms in unloaded.items():
         print(
@@ -501,6 +525,7 @@ def _summary(
             "p50_ms": r.p50_ms,
             "p99_ms": r.p99_ms,
             "errors": r.errors,
+            "cpu_ms_per_request": r.cpu_ms_per_request,
             "tool": r.tool,
         }
         for r in results
@@ -580,8 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ):
                 log = folder / f"{target}_{workers}.log"
                 print(f"-- {target}, {workers} worker(s) ...", flush=True)
-                with serving(app, workers, env, log, ready) as base:
-                    results.append(measure(target, base, target_paths, workers, args, folder))
+                with serving(app, workers, env, log, ready) as server:
+                    results.append(measure(target, server, target_paths, workers, args, folder))
+                    base = server[0]
                     if workers == 1:
                         unloaded[target] = sequential_latency_ms(
                             base, target_paths, count=args.sequential, budget_s=20.0

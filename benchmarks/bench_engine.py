@@ -13,6 +13,7 @@ loops (rtree, DynamicNearestIndex) run once on ``--sample`` points and are scale
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -53,6 +54,8 @@ KELURAHAN = "bandung_admin/bandung_kelurahan_hdx_bps_2020.geojson"
 FIREHOUSES = "nyc_firehouses/FDNY_Firehouse_Listing.csv"
 SEED = 20240601
 STAND_IN_POSTS = 30
+HEADERS = ["method", "layer", "points", "seconds", "cpu s", "points/s", "x vs geopandas", "peak MB"]
+HEADERS.append("note")
 
 
 @dataclass
@@ -254,7 +257,8 @@ def nearest_agreement(
 
 
 def row(method: str, case: Case, n: int, m: Measurement, baseline: float, note: str = "") -> list:
-    return [method, case.label, n, m.seconds, n / m.seconds, baseline / m.seconds, m.peak_mb, note]
+    ratio = baseline / m.seconds
+    return [method, case.label, n, m.seconds, m.cpu_seconds, n / m.seconds, ratio, m.peak_mb, note]
 
 
 def bench_case(
@@ -272,7 +276,7 @@ def bench_case(
     sjoin = measure(lambda: sjoin_zones(points, case.zones), repeats)
     tree = bounds_tree(case.layer.geometries)
     loop = measure(lambda: rtree_loop(tree, case.layer.geometries, lon[sub], lat[sub]), 1)
-    loop = Measurement(loop.seconds * scale, loop.peak_mb, loop.result)
+    loop = Measurement(loop.seconds * scale, loop.peak_mb, loop.result, loop.cpu_seconds * scale)
 
     def ours_both() -> np.ndarray:
         primary = index.lookup(lon, lat).primary
@@ -286,7 +290,7 @@ def bench_case(
     )
     kd = measure(lambda: static.nearest(lon, lat, 1), repeats)
     dyn = measure(lambda: dynamic.nearest(lon[sub], lat[sub], 1).index[:, 0], 1)
-    dyn = Measurement(dyn.seconds * scale, dyn.peak_mb, dyn.result)
+    dyn = Measurement(dyn.seconds * scale, dyn.peak_mb, dyn.result, dyn.cpu_seconds * scale)
     gp_near = measure(
         lambda: geopandas_nearest(points, case.facilities_m, case.metric_crs), repeats
     )
@@ -337,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         f"points: {args.points:,} uniform in each layer's bounds (seed {SEED}); best of "
         f"{args.repeats}; {MEMORY_NOTE}.\nBandung responders: {STAND_IN_POSTS} deterministic "
         "random points inside the city, standing in for fire posts (no real station data).\n"
-        "'x vs geopandas' = geopandas seconds / method seconds for the same task.",
+        "'x vs geopandas' = geopandas seconds / method seconds for the same task; "
+        f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
         flush=True,
     )
     rows, notes, verdicts = [], [], []
@@ -357,10 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append(
             verdict(f"{case.label}: zones+nearest vs geopandas", ratios["zones+nearest"], 2.0)
         )
-    print_table(
-        ["method", "layer", "points", "seconds", "points/s", "x vs geopandas", "peak MB", "note"],
-        rows,
-    )
+    print_table(HEADERS, rows)
     print("\n".join(notes))
     print("\n".join(verdicts))
     return 0

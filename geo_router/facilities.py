@@ -347,7 +347,7 @@ class StaticNearestIndex:
             limit = _chord_limit_scalar(chord_k)
             cand = np.flatnonzero(dots >= 1.0 - (limit * limit + _CHORD2_EPS) / 2.0).tolist()
         else:
-            cand = range(n)
+            cand = list(range(n))
         inv = coords.GEOD.inv
         lons, lats, rank = self._lon_list, self._lat_list, self._id_rank_list
         ranked = []

@@ -8,6 +8,7 @@ https://wiki.open311.org/GeoReport_v2 (JSON lists, and XML ``<services><service>
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -122,10 +123,11 @@ def service_definition(category: Any) -> dict[str, Any]:
 def service_notice(report: Report) -> str | None:
     """A short notice for the requester: where the report went, and anything odd."""
     agency = report.decision.get("agency")
-    parts = [f"routed to {agency}"] if agency else []
+    parts = [f"Routed to {agency}"] if agency else []
     if "outside_coverage" in report.flags:
         parts.append("the location lies outside the city's zones")
-    return "; ".join(parts).capitalize() or None
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] if text else None
 
 
 def service_request(report: Report, service_name: str | None = None) -> dict[str, Any]:
@@ -176,14 +178,19 @@ def error_list(code: int, description: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- XML
 
 
+#: Characters XML 1.0 cannot carry at all, not even escaped (control characters).
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _xml_text(value: Any) -> str | None:
+    """Element text: booleans as true/false; characters XML cannot hold are dropped."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    return _NOT_XML.sub("", str(value))
 
 
 def _xml_item(parent: ET.Element, name: str, data: Mapping[str, Any]) -> None:

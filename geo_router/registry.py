@@ -224,7 +224,8 @@ class SubscriberRegistry:
     secrets
         Pepper and encryption key.
     router_provider
-        Zero-argument callable returning the current ``Router`` (boundaries may be swapped).
+        Zero-argument callable returning the current ``Router`` (boundaries may be swapped);
+        a ``Router`` itself is accepted too.
     geocoder
         Something with ``.geocode(text) -> GeocodeResult``; None disables address lookup.
     region
@@ -242,7 +243,10 @@ class SubscriberRegistry:
     ) -> None:
         self.engine: sa.Engine = store if isinstance(store, sa.Engine) else store.engine
         self.secrets = secrets
-        self.router_provider = router_provider
+        # A Router has no __call__: wrap it, so callers may hand over either.
+        self.router_provider: Callable[[], Any] = (
+            router_provider if callable(router_provider) else lambda: router_provider
+        )
         self.geocoder = geocoder
         self.region = region
 
@@ -260,12 +264,16 @@ class SubscriberRegistry:
             )
         return self._subscriber(row, reveal)
 
-    def get_by_phone(self, phone: str, *, reveal: bool = False) -> Subscriber:
-        """One subscriber by phone number (any format); NotFoundError when unknown."""
+    def get_by_phone(self, phone: str, *, reveal: bool = False) -> Subscriber | None:
+        """The subscriber with this phone number (any format), or None when not registered.
+
+        Raises
+        ------
+        InvalidPhoneError
+            The number does not parse.
+        """
         row = self._row_by_hash(self._hash(phone))
-        if row is None:
-            raise NotFoundError("no subscriber with this phone number")
-        return self._subscriber(row, reveal)
+        return None if row is None else self._subscriber(row, reveal)
 
     def list(self, limit: int = 50, offset: int = 0, *, reveal: bool = False) -> list[Subscriber]:
         """A page of subscribers, oldest first."""
@@ -650,95 +658,25 @@ class SubscriberRegistry:
         self, records: builtins.list[dict[str, Any]], errors: builtins.list[RowError]
     ) -> builtins.list[dict[str, Any]]:
         """Check, locate and route every CSV row; returns the rows ready to insert."""
-        n = len(records)
-        rownum = [i + 2 for i in range(n)]  # header is row 1
-        ok = np.ones(n, dtype=bool)
-
-        def fail(i: int, exc: GeoRouterError | str, field_name: str | None) -> None:
-            ok[i] = False
-            message = exc if isinstance(exc, str) else exc.message
-            if not isinstance(exc, str):
-                field_name = exc.detail.get("field", field_name)
-            if not message.startswith(f"row {rownum[i]}"):
-                message = f"row {rownum[i]}: {message}"
-            errors.append(RowError(rownum[i], field_name, message))
-
-        e164s: builtins.list[str | None] = [None] * n
-        first_row: dict[str, int] = {}
-        for i, rec in enumerate(records):
-            try:
-                e164s[i] = normalize_phone(rec.get("phone") or "", self.region)
-            except InvalidPhoneError as exc:
-                fail(i, exc, "phone")
-                continue
-            if e164s[i] in first_row:
-                fail(i, _duplicate(rownum[i], first_row[e164s[i]]), "phone")
-            else:
-                first_row[e164s[i]] = rownum[i]  # type: ignore[index]
-        hashes = [self.secrets.hash_phone(p) if p else "" for p in e164s]
-        with self.engine.connect() as conn:
-            taken = self._taken(conn, [h for h in hashes if h])
-        texts: builtins.list[tuple[str | None, str | None]] = [(None, None)] * n
-        for i, rec in enumerate(records):
-            if ok[i] and hashes[i] in taken:
-                fail(i, _duplicate(rownum[i]), "phone")
-            try:
-                texts[i] = (
-                    _clean_text(rec.get("name"), "name", rownum[i]),
-                    _clean_text(rec.get("address"), "address", rownum[i]),
-                )
-            except InputError as exc:
-                fail(i, exc, None)
-
-        lon_raw = np.array([(r.get("lon") or "").strip() for r in records], dtype=object)
-        lat_raw = np.array([(r.get("lat") or "").strip() for r in records], dtype=object)
-        has_lon, has_lat = lon_raw != "", lat_raw != ""
-        given = has_lon & has_lat
-        valid, reasons = coords.check_lonlat(
-            np.where(given, lon_raw, "0"), np.where(given, lat_raw, "0")
-        )
-        lon = np.full(n, np.nan)
-        lat = np.full(n, np.nan)
-        source: builtins.list[str | None] = [None] * n
-        confidence: builtins.list[float | None] = [None] * n
-        good_given = given & valid
-        lon[good_given] = lon_raw[good_given].astype(float)
-        lat[good_given] = lat_raw[good_given].astype(float)
-        for i in np.flatnonzero(given & ~valid):
-            fail(int(i), f"{reasons[i]}", "lon")
-        for i in np.flatnonzero(has_lon ^ has_lat):
-            fail(int(i), "lon and lat go together (one is empty)", "lat" if has_lon[i] else "lon")
-        for i in np.flatnonzero(good_given):
-            source[i] = "given"
-        # Geocoding is text work, one address at a time; routing below is one bulk call.
-        for i in np.flatnonzero(ok & ~given & ~(has_lon ^ has_lat)):
-            try:
-                located = self._locate(None, None, texts[i][1], row=rownum[i])
-            except InputError as exc:
-                fail(int(i), exc, "address")
-                continue
-            lon[i], lat[i], source[i], confidence[i] = (
-                located.lon,
-                located.lat,
-                located.source,
-                located.confidence,
-            )
-
-        rows = np.flatnonzero(ok)
-        if rows.size == 0:
+        rows = _RowChecks(len(records), errors)
+        e164s = self._row_phones(records, rows)
+        texts = [self._row_texts(rec, i, rows) for i, rec in enumerate(records)]
+        lon, lat, source, confidence = self._row_locations(records, texts, rows)
+        good = np.flatnonzero(rows.ok).tolist()
+        if not good:
             return []
         router = self.router_provider()
-        bulk = router.route_many(lon[rows], lat[rows], k=RESPONDERS_K)
+        bulk = router.route_many(lon[good], lat[good], k=RESPONDERS_K)
         results = router.results(bulk, k=RESPONDERS_K)
         now = utcnow()
         prepared = []
-        for pos, i in enumerate(rows.tolist()):
-            zones, responders = _route_json(results[pos])
+        for i, result in zip(good, results, strict=True):
+            zones, responders = _route_json(result)
             name, address = texts[i]
             prepared.append(
                 {
                     "id": new_token_id(),
-                    **self._sealed(e164s[i], name, address),  # type: ignore[arg-type]
+                    **self._sealed(e164s[i] or "", name, address),
                     "lon": float(lon[i]),
                     "lat": float(lat[i]),
                     "location_source": source[i],
@@ -754,6 +692,105 @@ class SubscriberRegistry:
             )
         errors.sort(key=lambda e: e.row)
         return prepared
+
+    def _row_phones(
+        self, records: builtins.list[dict[str, Any]], rows: _RowChecks
+    ) -> builtins.list[str | None]:
+        """E.164 per row; bad numbers, repeats within the file and registered ones fail."""
+        e164s: builtins.list[str | None] = [None] * len(records)
+        first_row: dict[str, int] = {}
+        for i, rec in enumerate(records):
+            try:
+                e164 = normalize_phone(rec.get("phone") or "", self.region)
+            except InvalidPhoneError as exc:
+                rows.fail(i, exc, "phone")
+                continue
+            e164s[i] = e164
+            if e164 in first_row:
+                rows.fail(i, _duplicate(rows.number(i), first_row[e164]), "phone")
+            else:
+                first_row[e164] = rows.number(i)
+        hashes = [self.secrets.hash_phone(p) if p else "" for p in e164s]
+        with self.engine.connect() as conn:
+            taken = self._taken(conn, [h for h in hashes if h])
+        for i, phone_hash in enumerate(hashes):
+            if rows.ok[i] and phone_hash in taken:
+                rows.fail(i, _duplicate(rows.number(i)), "phone")
+        return e164s
+
+    @staticmethod
+    def _row_texts(rec: dict[str, Any], i: int, rows: _RowChecks) -> tuple[str | None, str | None]:
+        """(name, address) of one row, cleaned; too long fails the row."""
+        try:
+            return (
+                _clean_text(rec.get("name"), "name", rows.number(i)),
+                _clean_text(rec.get("address"), "address", rows.number(i)),
+            )
+        except InputError as exc:
+            rows.fail(i, exc, None)
+            return None, None
+
+    def _row_locations(
+        self,
+        records: builtins.list[dict[str, Any]],
+        texts: builtins.list[tuple[str | None, str | None]],
+        rows: _RowChecks,
+    ) -> tuple[np.ndarray, np.ndarray, builtins.list[str | None], builtins.list[float | None]]:
+        """lon, lat, source and confidence per row: given coordinates checked in bulk, the
+        rest geocoded (text work, one address at a time)."""
+        n = len(records)
+        lon_raw = np.array([(r.get("lon") or "").strip() for r in records], dtype=object)
+        lat_raw = np.array([(r.get("lat") or "").strip() for r in records], dtype=object)
+        has_lon, has_lat = lon_raw != "", lat_raw != ""
+        given, half = has_lon & has_lat, has_lon ^ has_lat
+        valid, reasons = coords.check_lonlat(
+            np.where(given, lon_raw, "0"), np.where(given, lat_raw, "0")
+        )
+        good_given = given & np.asarray(valid, dtype=bool)
+        lon, lat = np.full(n, np.nan), np.full(n, np.nan)
+        lon[good_given] = lon_raw[good_given].astype(float)
+        lat[good_given] = lat_raw[good_given].astype(float)
+        source: builtins.list[str | None] = ["given" if g else None for g in good_given.tolist()]
+        confidence: builtins.list[float | None] = [None] * n
+        for i in np.flatnonzero(given & ~good_given).tolist():
+            rows.fail(i, str(reasons[i]), "lon")
+        for i in np.flatnonzero(half).tolist():
+            rows.fail(i, "lon and lat go together (one is empty)", "lat" if has_lon[i] else "lon")
+        for i in np.flatnonzero(rows.ok & ~given & ~half).tolist():
+            try:
+                located = self._locate(None, None, texts[i][1], row=rows.number(i))
+            except InputError as exc:
+                rows.fail(i, exc, "address")
+                continue
+            lon[i], lat[i] = located.lon, located.lat
+            source[i], confidence[i] = located.source, located.confidence
+        return lon, lat, source, confidence
+
+
+class _RowChecks:
+    """Which CSV rows are still good, and the errors of the others (header = row 1)."""
+
+    def __init__(self, n: int, errors: list[RowError]) -> None:
+        self.ok = np.ones(n, dtype=bool)
+        self.errors = errors
+
+    @staticmethod
+    def number(i: int) -> int:
+        """The row number of record ``i`` (the header is row 1)."""
+        return i + 2
+
+    def fail(self, i: int, problem: GeoRouterError | str, field_name: str | None) -> None:
+        """Mark record ``i`` failed, naming its row and field."""
+        self.ok[i] = False
+        row = self.number(i)
+        if isinstance(problem, str):
+            message = problem
+        else:
+            message = problem.message
+            field_name = problem.detail.get("field", field_name)
+        if not message.startswith(f"row {row}"):
+            message = f"row {row}: {message}"
+        self.errors.append(RowError(row, field_name, message))
 
 
 def _read_csv(source: bytes | str | os.PathLike[str] | IO[bytes] | IO[str]) -> list[dict[str, Any]]:

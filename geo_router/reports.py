@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.dialects import postgresql
 
 from geo_router.errors import (
     IdempotencyConflictError,
@@ -61,6 +63,7 @@ __all__ = [
     "ReportService",
     "ServiceActor",
     "StatusChange",
+    "has_geom_column",
     "import_reports",
     "new_report_id",
     "nuisance_record",
@@ -317,7 +320,8 @@ class Report:
         for name in ("created_at", "updated_at", "closed_at"):
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
-        return cls(**{name: values.get(name) for name in cls.__dataclass_fields__})
+        fields: dict[str, Any] = {name: values.get(name) for name in cls.__dataclass_fields__}
+        return cls(**fields)
 
 
 @dataclass(slots=True)
@@ -501,8 +505,13 @@ def has_geom_column(engine: sa.Engine) -> bool:
         return False
     key = engine.url.render_as_string(hide_password=True)
     if key not in _GEOM_CACHE:
-        columns = sa.inspect(engine).get_columns("reports")
-        _GEOM_CACHE[key] = any(c["name"] == GEOM_COLUMN for c in columns)
+        # pg_attribute, not the inspector: SQLAlchemy does not know the geometry type.
+        query = sa.text(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('reports') "
+            "AND attname = :name AND NOT attisdropped"
+        )
+        with engine.connect() as conn:
+            _GEOM_CACHE[key] = conn.execute(query, {"name": GEOM_COLUMN}).first() is not None
     return _GEOM_CACHE[key]
 
 
@@ -534,6 +543,10 @@ def nuisance_record(engine: sa.Engine, phone_hash: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- service
+
+# Aliases: inside ReportService, ``list`` names the method.
+_Conditions = list[sa.ColumnElement[bool]]
+_History = list[StatusChange]
 
 
 class ReportService:
@@ -866,7 +879,7 @@ class ReportService:
 
     def list(self, filters: ReportFilters | None = None, *, actor: Actor | None) -> Page:
         """Reports matching ``filters`` that ``actor`` may see, newest first."""
-        filters = filters or ReportFilters()
+        filters = filters or ReportFilters.parse()
         conditions = [*_visible(actor), *self._conditions(filters)]
         count = sa.select(sa.func.count()).select_from(reports).where(*conditions)
         query = (
@@ -883,10 +896,10 @@ class ReportService:
         items = [_report_from_row(r, zones[r.id]) for r in rows]
         return Page(items=items, total=total, limit=filters.limit, offset=filters.offset)
 
-    def _conditions(self, filters: ReportFilters) -> list[sa.ColumnElement[bool]]:
+    def _conditions(self, filters: ReportFilters) -> _Conditions:
         """WHERE conditions of the filters (PostGIS ``&&`` for bbox when available)."""
         c = reports.c
-        conditions: list[sa.ColumnElement[bool]] = []
+        conditions: _Conditions = []
         if filters.zone is not None:
             layer, zone_id = filters.zone
             conditions.append(
@@ -980,7 +993,7 @@ class ReportService:
             )
         return self.get(report_id, actor=actor)
 
-    def history(self, report_id: str, *, actor: Actor | None = None) -> list[StatusChange]:
+    def history(self, report_id: str, *, actor: Actor | None = None) -> _History:
         """Every status change of a report, oldest first (creation included)."""
         self.get(report_id, actor=actor)  # 404 for unknown or invisible reports
         u = report_updates.c
@@ -1117,21 +1130,39 @@ def _check_fields(path: Path, columns: list[str], fields: Mapping[str, str | Non
             )
 
 
-def _to_utc(parsed: pd.Series, tz: str) -> pd.Series:
-    """Naive timestamps are local time in ``tz``; everything ends up in UTC."""
+#: A trailing UTC offset (``Z``, ``+07:00``, ``-0500``) marks a timestamp as zone-aware.
+_OFFSET_AT_END = r"(?:[zZ]|[+-]\d{2}:?\d{2})\s*$"
+
+
+def _parse_group(text: pd.Series, tz: str | None, fmt: str) -> pd.Series:
+    """Aware texts (``tz`` None) straight to UTC; naive ones localized to ``tz`` first."""
+    if tz is None:
+        return pd.to_datetime(text, errors="coerce", format=fmt, utc=True)
+    parsed = pd.to_datetime(text, errors="coerce", format=fmt)
     if parsed.dt.tz is None:
         parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
     return parsed.dt.tz_convert("UTC")
 
 
 def _parse_created(values: pd.Series, tz: str) -> pd.Series:
-    """Timestamps as UTC; NaT where unparseable. ISO 8601 fast path, then any format."""
-    text = values.astype("string")
-    parsed = _to_utc(pd.to_datetime(text, errors="coerce", format="ISO8601"), tz)
-    retry = parsed.isna() & text.notna()
-    if retry.any():
-        parsed[retry] = _to_utc(pd.to_datetime(text[retry], errors="coerce", format="mixed"), tz)
-    return parsed
+    """Timestamps as UTC; NaT where unparseable.
+
+    Texts with an offset keep it; naive ones are local time in ``tz``. ISO 8601 is the fast
+    path; whatever it cannot read is tried once more in any format pandas knows.
+    """
+    text = values.astype("string").str.strip()
+    aware = text.str.contains(_OFFSET_AT_END, regex=True).fillna(False).to_numpy(dtype=bool)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    for mask, zone in ((aware, None), (~aware, tz)):
+        if not mask.any():
+            continue
+        part = text[mask]
+        parsed = _parse_group(part, zone, "ISO8601")
+        retry = parsed.isna() & part.notna()
+        if retry.any():
+            parsed[retry] = _parse_group(part[retry], zone, "mixed")
+        out[mask] = parsed
+    return out
 
 
 def _layer_zone_ids(router: Any, bulk: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -1162,131 +1193,183 @@ def _nearest_ids(router: Any, bulk: Any) -> dict[str, tuple[np.ndarray, np.ndarr
     return out
 
 
-def _import_chunk(
+@dataclass(slots=True)
+class _Chunk:
+    """One routed chunk as column arrays (length n), ready to become rows."""
+
+    n: int
+    category: list[str]
+    agency: list[str | None]
+    description: list[str | None]
+    lon: list[float | None]
+    lat: list[float | None]
+    created_at: list[datetime]
+    reasons: list[str | None]
+    zones: dict[str, tuple[np.ndarray, np.ndarray]]
+    nearest: dict[str, tuple[np.ndarray, np.ndarray]]
+    flags: list[list[str]]
+
+
+def _route_chunk(
     frame: pd.DataFrame,
     router: Any,
     *,
-    fields: dict[str, str | None],
-    channel: str,
-    status: str,
+    fields: Mapping[str, str | None],
     categories: Mapping[str, CategoryRoute],
     category_map: Mapping[str, str],
     tz: str,
     now: datetime,
     summary: ImportSummary,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Route one chunk in bulk and build its report and report_zones rows."""
+) -> _Chunk:
+    """Route one chunk in bulk (vectorized) and count its flags into ``summary``."""
     n = len(frame)
     lon = pd.to_numeric(frame[fields["lon"]], errors="coerce").to_numpy(dtype=float)
     lat = pd.to_numeric(frame[fields["lat"]], errors="coerce").to_numpy(dtype=float)
     bulk = router.route_many(lon, lat, k=1)
     valid = np.asarray(bulk.valid, dtype=bool)
     zones = _layer_zone_ids(router, bulk)
-    nearest = _nearest_ids(router, bulk)
 
     raw = frame[fields["category"]].astype("string").fillna("").str.strip()
-    mapped = raw.map(lambda v: category_map.get(v, v)).str.slice(0, 120)
+    mapped = raw.map(lambda v: category_map.get(v, v)).str.slice(0, 120).astype(object)
     known = mapped.isin(list(categories)).to_numpy()
     created = _parse_created(frame[fields["created"]], tz)
     bad_created = created.isna().to_numpy()
-    created_py = np.where(bad_created, now, created.dt.to_pydatetime())
 
     # As the router's warning: outside coverage = no zone in any layer.
     outside = valid.copy()
     for zone, _ in zones.values():
         outside &= zone == None  # noqa: E711 - elementwise on an object array
-    swap = np.asarray(bulk.axis_swap, dtype=bool)
     flag_columns = {
         "invalid_coordinates": ~valid,
         "unknown_category": ~known,
         "outside_coverage": outside,
-        "possible_axis_swap": swap,
+        "possible_axis_swap": np.asarray(bulk.axis_swap, dtype=bool),
         "invalid_created_date": bad_created,
     }
-    flags = _row_flags(flag_columns, n)
-    summary.invalid_coordinates += int((~valid).sum())
-    summary.unknown_category += int((~known).sum())
-    summary.outside_coverage += int(outside.sum())
-    summary.possible_axis_swap += int(swap.sum())
-    summary.invalid_created_date += int(bad_created.sum())
-    for value, count in mapped[~known].value_counts().items():
-        summary.unknown_categories[str(value)] = summary.unknown_categories.get(
-            str(value), 0
-        ) + int(count)
-
+    _count_flags(summary, flag_columns, mapped[~known])
     agency_of = {code: route.agency for code, route in categories.items()}
-    agency = mapped.map(agency_of).astype(object).to_numpy(dtype=object, na_value=None)
     description = (
         frame[fields["description"]].astype("string").to_numpy(dtype=object, na_value=None)
         if fields.get("description")
         else np.full(n, None, dtype=object)
     )
-    reasons = list(bulk.reasons)
-    lon_out = np.where(valid, lon, np.nan)
-    lat_out = np.where(valid, lat, np.nan)
-    ids = [new_report_id() for _ in range(n)]
-    layer_names = list(zones)
-    kinds = list(nearest)
-    rows = [
-        {
-            "id": ids[i],
-            "channel": channel,
-            "category": mapped.iat[i],
-            "description": description[i],
-            "status": status,
-            "resolution": None,
-            "lon": float(lon_out[i]) if valid[i] else None,
-            "lat": float(lat_out[i]) if valid[i] else None,
-            "location_source": "imported",
-            "location_confidence": None,
-            "reporter_phone_hash": None,
-            "reporter_phone_enc": None,
-            "media_url": None,
-            "decision": {
-                "source": "import",
-                "zones": {
-                    name: {"zone_id": zones[name][0][i], "status": zones[name][1][i]}
-                    for name in layer_names
-                },
-                "responders": {
-                    kind: (
-                        [
-                            {
-                                "facility_id": nearest[kind][0][i],
-                                "distance_m": float(nearest[kind][1][i]),
-                            }
-                        ]
-                        if nearest[kind][0][i] is not None
-                        else []
-                    )
-                    for kind in kinds
-                },
-                "agency": agency[i],
-                "invalid_reason": reasons[i],
+    return _Chunk(
+        n=n,
+        category=mapped.tolist(),
+        agency=[agency_of.get(c) for c in mapped.tolist()],
+        description=description.tolist(),
+        lon=np.where(valid, lon, np.nan).astype(object).tolist(),
+        lat=np.where(valid, lat, np.nan).astype(object).tolist(),
+        created_at=np.where(
+            bad_created, np.array(now, dtype=object), created.dt.to_pydatetime()
+        ).tolist(),
+        reasons=list(bulk.reasons),
+        zones=zones,
+        nearest=_nearest_ids(router, bulk),
+        flags=_row_flags(flag_columns, n),
+    )
+
+
+def _count_flags(
+    summary: ImportSummary, flags: Mapping[str, np.ndarray], unknown: pd.Series
+) -> None:
+    summary.invalid_coordinates += int(flags["invalid_coordinates"].sum())
+    summary.unknown_category += int(flags["unknown_category"].sum())
+    summary.outside_coverage += int(flags["outside_coverage"].sum())
+    summary.possible_axis_swap += int(flags["possible_axis_swap"].sum())
+    summary.invalid_created_date += int(flags["invalid_created_date"].sum())
+    for value, count in unknown.value_counts().items():
+        key = str(value)
+        summary.unknown_categories[key] = summary.unknown_categories.get(key, 0) + int(count)
+
+
+def _row_flags(columns: Mapping[str, np.ndarray], n: int) -> list[list[str]]:
+    """Per-row flag lists from boolean columns."""
+    out: list[list[str]] = [[] for _ in range(n)]
+    for name, mask in columns.items():
+        for i in np.flatnonzero(mask).tolist():
+            out[i].append(name)
+    return out
+
+
+def _chunk_rows(
+    chunk: _Chunk, *, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Report rows (JSON columns already serialized) and report_zones rows of a chunk."""
+    ids = [new_report_id() for _ in range(chunk.n)]
+    zone_lists = {name: (z.tolist(), st.tolist()) for name, (z, st) in chunk.zones.items()}
+    near_lists = {kind: (f.tolist(), d.tolist()) for kind, (f, d) in chunk.nearest.items()}
+    dumps = orjson.dumps
+    rows = []
+    for i in range(chunk.n):
+        decision = {
+            "source": "import",
+            "zones": {
+                name: {"zone_id": zone[i], "status": status_text[i]}
+                for name, (zone, status_text) in zone_lists.items()
             },
-            "flags": flags[i],
-            "api_key_id": None,
-            "created_at": created_py[i],
-            "updated_at": now,
-            "closed_at": None,
+            "responders": {
+                kind: [{"facility_id": fid[i], "distance_m": dist[i]}] if fid[i] is not None else []
+                for kind, (fid, dist) in near_lists.items()
+            },
+            "agency": chunk.agency[i],
+            "invalid_reason": chunk.reasons[i],
         }
-        for i in range(n)
-    ]
+        lon = chunk.lon[i]
+        rows.append(
+            {
+                "id": ids[i],
+                "category": chunk.category[i],
+                "description": chunk.description[i],
+                "lon": None if lon != lon else lon,  # NaN -> NULL
+                "lat": None if lon != lon else chunk.lat[i],
+                "decision": dumps(decision).decode(),
+                "flags": dumps(chunk.flags[i]).decode(),
+                "created_at": chunk.created_at[i],
+                "updated_at": now,
+            }
+        )
     zone_rows = [
         {"report_id": ids[i], "layer": name, "zone_id": str(zone[i])}
-        for name, (zone, _) in zones.items()
-        for i in np.flatnonzero(zone != None)  # noqa: E711 - elementwise on an object array
+        for name, (zone, _) in chunk.zones.items()
+        for i in np.flatnonzero(zone != None).tolist()  # noqa: E711 - elementwise
     ]
     return rows, zone_rows
 
 
-def _row_flags(columns: Mapping[str, np.ndarray], n: int) -> list[list[str]]:
-    """Per-row flag lists from boolean columns (rows without flags share no list object)."""
-    out: list[list[str]] = [[] for _ in range(n)]
-    for name, mask in columns.items():
-        for i in np.flatnonzero(mask):
-            out[i].append(name)
-    return out
+#: Columns an imported row fills itself; the others are NULL or constant per import.
+_BULK_COLUMNS: tuple[str, ...] = (
+    "id",
+    "category",
+    "description",
+    "lon",
+    "lat",
+    "decision",
+    "flags",
+    "created_at",
+    "updated_at",
+)
+
+
+def _bulk_report_insert(dialect: str, *, channel: str, status: str) -> sa.Insert:
+    """INSERT into reports for bulk imports: few per-row parameters, JSON as text.
+
+    json.dumps per row inside SQLAlchemy costs more than routing, so the JSON columns come
+    serialized by orjson (cast to JSONB on PostgreSQL; SQLite keeps JSON as text anyway).
+    Constant columns are literals: ``channel`` and ``status`` were checked against fixed
+    lists, so they cannot carry SQL.
+    """
+    values: dict[str, Any] = {}
+    for name in _BULK_COLUMNS:
+        column = reports.c[name]
+        if name in ("decision", "flags"):
+            param = sa.bindparam(name, type_=sa.Text())
+            values[name] = sa.cast(param, postgresql.JSONB()) if dialect == "postgresql" else param
+        else:
+            values[name] = sa.bindparam(name, type_=column.type)
+    for name, value in (("channel", channel), ("status", status), ("location_source", "imported")):
+        values[name] = sa.literal_column(f"'{value}'", type_=sa.String())
+    return reports.insert().values(values)
 
 
 def import_reports(
@@ -1348,6 +1431,13 @@ def import_reports(
         raise InputError(f"unknown status {status!r}; statuses: {', '.join(STATUSES)}")
     if channel not in CHANNELS:
         raise InputError(f"unknown channel {channel!r}; channels: {', '.join(CHANNELS)}")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"unknown timezone {timezone!r}: use an IANA name such as America/New_York",
+            detail={"field": "timezone"},
+        ) from None
     fields: dict[str, str | None] = {
         "lon": lon_field,
         "lat": lat_field,
@@ -1368,23 +1458,23 @@ def import_reports(
     reader = pd.read_csv(
         source, usecols=usecols, dtype=str, chunksize=chunk_size, keep_default_na=True
     )
+    insert = _bulk_report_insert(engine.dialect.name, channel=channel, status=status)
     for frame in reader:
         now = _utcnow()
-        rows, zone_rows = _import_chunk(
+        chunk = _route_chunk(
             frame,
             router,
             fields=fields,
-            channel=channel,
-            status=status,
             categories=categories,
             category_map=category_map or {},
             tz=timezone,
             now=now,
             summary=summary,
         )
+        rows, zone_rows = _chunk_rows(chunk, now=now)
         with write_transaction(engine) as conn:
             if rows:
-                conn.execute(reports.insert(), rows)
+                conn.execute(insert, rows)
             if zone_rows:
                 conn.execute(report_zones.insert(), zone_rows)
         summary.rows += len(frame)

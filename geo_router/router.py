@@ -620,7 +620,7 @@ class Router:
             shares = sorted(index.overlaps(geometry), key=lambda s: (-round(s.share, 9), s.zone_id))
             overlaps[name] = shares
             zones[name] = _area_match(base.zones[name], shares)
-        warnings = [w for w in base.warnings if w != Warning.OUTSIDE_COVERAGE]
+        warnings: list[Warning] = [w for w in base.warnings if w != Warning.OUTSIDE_COVERAGE]
         if all(not shares for shares in overlaps.values()):
             warnings.insert(0, Warning.OUTSIDE_COVERAGE)
         route = RouteResult(base.lon, base.lat, zones, base.responders, cat, warnings)

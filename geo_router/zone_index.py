@@ -9,8 +9,8 @@ Semantics
   boundary; among equals, the smallest zone id in string order wins.
 * **Candidates** are every zone covering the point (distance 0) plus every zone whose boundary
   lies within ``tolerance_m`` metres of it, with that distance. Distances are measured in the
-  local UTM projection of the layer (:func:`geo_router.coords.local_utm`). Candidates come
-  primary first, then by distance, then by zone id (string order).
+  local UTM projection of the layer (:func:`geo_router.coords.local_utm`) and rounded to the
+  micrometre. Candidates come primary first, then by distance, then by zone id (string order).
 * **Status** (index into :data:`geo_router.models.STATUS_CODES`): ``outside_coverage`` (2) when no
   zone covers the point (primary -1; candidates within the tolerance are still listed),
   ``near_boundary`` (1) when a zone covers it and there is more than one candidate, else
@@ -61,6 +61,7 @@ _M_PER_DEG_LAT_MIN = 110_574.0
 _M_PER_DEG_LON_EQ = 111_319.0
 _SAFETY = 1.05
 _EPS_DEG = 1e-9
+_MIN_CELL_M = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,9 @@ def _grid_frame(
     max_abs_lat = max(abs(miny), abs(maxy))
     cos_mid = max(math.cos(math.radians((miny + maxy) / 2.0)), 1e-6)
     span = max((maxx - minx) * cos_mid, maxy - miny, 1e-6)
-    ch = span / cells
+    # cells much smaller than the tolerance only multiply the marking work, not the speed
+    min_cell_deg = max(0.5 * tolerance_m, _MIN_CELL_M) / _M_PER_DEG_LAT_MIN
+    ch = max(span / cells, min_cell_deg)
     cw = ch / cos_mid  # square cells in metres
     step = 0.25 * min(cw, ch)  # boundary densify step: every boundary point is near a vertex
     tx, ty = _degree_tolerance(tolerance_m, max_abs_lat + ch)
@@ -478,7 +481,8 @@ class ZoneIndex:
         key = q.astype(np.int64) * self._n + self._seg_zone[seg]
         order = np.lexsort((d, key))
         first = order[_first_per_group(key[order])]  # the nearest segment of each (point, zone)
-        return q[first].astype(np.int64), self._seg_zone[seg[first]], d[first]
+        # micrometres: equal distances computed along different segments then tie-break by id
+        return q[first].astype(np.int64), self._seg_zone[seg[first]], np.round(d[first], 6)
 
     def _resolve(self, x: np.ndarray, y: np.ndarray, code: np.ndarray) -> _Resolved:
         """Exact answers for points whose grid cell is mixed (or when there is no grid)."""

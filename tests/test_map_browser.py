@@ -149,24 +149,32 @@ def _collection_sizes(base: str) -> dict[str, int]:
 def _inside_point(base: str, layer: str = "kelurahan") -> tuple[float, float]:
     """A point well inside the first zone of ``layer`` (from the service's own collection)."""
     from shapely.geometry import shape
+    from shapely.ops import polylabel
 
     items = httpx.get(
         f"{base}/v1/collections/{layer}/items", params={"limit": 1}, timeout=10
     ).json()
     polygon = shape(items["features"][0]["geometry"])
     # The pole of inaccessibility keeps the click far from every boundary (no tie on a pixel).
-    from shapely import polylabel
-
-    point = polylabel(polygon.geoms[0] if polygon.geom_type == "MultiPolygon" else polygon)
+    part = (
+        max(polygon.geoms, key=lambda g: g.area) if polygon.geom_type == "MultiPolygon" else polygon
+    )
+    point = polylabel(part, tolerance=1e-6)
     return round(point.x, 6), round(point.y, 6)
 
 
 def _click_lonlat(page: Any, lon: float, lat: float) -> None:
-    page.evaluate(f"geoRouterMap.setView([{lat}, {lon}], Math.max(geoRouterMap.getZoom(), 14))")
-    page.wait_for_timeout(400)  # let the view settle before converting to pixels
+    """Click the map where (lon, lat) is drawn, centred and zoomed in first."""
+    # Braces: return nothing, as serializing the returned Leaflet map would take minutes.
+    page.evaluate(
+        "([lat, lon]) => { geoRouterMap.setView([lat, lon],"
+        " Math.max(geoRouterMap.getZoom(), 14), {animate: false}); }",
+        [lat, lon],
+    )
     xy = page.evaluate(
-        f"(() => {{ const p = geoRouterMap.latLngToContainerPoint([{lat}, {lon}]);"
-        " return [p.x, p.y]; }})()"
+        "([lat, lon]) => { const p = geoRouterMap.latLngToContainerPoint([lat, lon]);"
+        " return [p.x, p.y]; }",
+        [lat, lon],
     )
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])

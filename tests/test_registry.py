@@ -104,6 +104,7 @@ def test_create_with_location(registry: SubscriberRegistry, points: list) -> Non
     revealed = registry.get(sub.id, reveal=True)
     assert revealed.phone == PHONE and revealed.zones == sub.zones
     assert registry.get_by_phone("+62 812 3456 7891").id == sub.id
+    assert registry.get_by_phone("0812 0000 1111") is None
 
 
 def test_create_geocodes_a_confident_address(
@@ -129,7 +130,7 @@ def test_location_or_address_required(registry: SubscriberRegistry, address: str
 
 
 def test_without_geocoder_an_address_is_not_enough(store: Store, demo_router: Any) -> None:
-    registry = SubscriberRegistry(store, Secrets.generate(), lambda: demo_router)
+    registry = SubscriberRegistry(store.engine, Secrets.generate(), demo_router)  # Router as is
     with pytest.raises(InputError, match="no address data"):
         registry.create(PHONE, address="Jalan Aceh 1")
 

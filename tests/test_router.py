@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import time
 from datetime import UTC
 from pathlib import Path
 
@@ -286,6 +287,7 @@ def test_swap_is_atomic(tmp_path: Path) -> None:
     router = Router(snaps[0])
     stop = threading.Event()
     errors: list[str] = []
+    seen = [0, 0]
 
     def reader() -> None:
         while not stop.is_set():
@@ -293,14 +295,19 @@ def test_swap_is_atomic(tmp_path: Path) -> None:
             versions = {z.version for z in result.zones.values()}
             nearest = result.responders["fire_station"][0].facility_id
             edition = 0 if versions <= version_sets[0] else 1
+            seen[edition] += 1
             if not versions <= version_sets[edition] or nearest != ("F1", "F4")[edition]:
                 errors.append(f"mixed snapshot: {versions} {nearest}")
 
     threads = [threading.Thread(target=reader) for _ in range(3)]
     for thread in threads:
         thread.start()
-    for i in range(200):
-        router.swap(snaps[i % 2])
+    deadline = time.monotonic() + 1.0
+    swaps = 0
+    while time.monotonic() < deadline or min(seen) < 5:
+        router.swap(snaps[swaps % 2])
+        swaps += 1
+        time.sleep(0.0005)
     stop.set()
     for thread in threads:
         thread.join()
@@ -381,10 +388,10 @@ def test_route_area_outside_and_invalid(router: Router) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(demo_profile_path: Path) -> Router:
+def demo(demo_profile_path: Path, request: pytest.FixtureRequest) -> Router:
     if not demo_profile_path.exists():
         pytest.skip("demo city not generated yet")
-    return Router.from_profile(demo_profile_path)
+    return request.getfixturevalue("demo_router")
 
 
 def test_demo_every_kelurahan_routes_home(demo: Router) -> None:

@@ -47,13 +47,22 @@ def test_metadata_matches_migrated_database(database_url: str) -> None:
         for table in (api_keys, subscribers):
             assert _columns(engine, table.name) == {c.name: c.nullable for c in table.columns}
 
-        def own(name: str | None, type_: str, _parents: object) -> bool:
+        def own_name(name: str | None, type_: str, _parents: object) -> bool:
             # Filter by name before reflection: other modules' tables are not ours to check.
             return type_ != "table" or name in OWN_TABLES
 
+        def own_object(obj: object, name: str | None, type_: str, *_: object) -> bool:
+            table = obj if type_ == "table" else getattr(obj, "table", None)
+            return getattr(table, "name", None) in OWN_TABLES
+
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "include_name": own}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_name": own_name,
+                    "include_object": own_object,
+                },
             )
             diff = compare_metadata(context, metadata)
         assert diff == []

@@ -1,7 +1,110 @@
-"""callers endpoints."""
+"""The call-taker's lookup: ``GET /v1/callers/{phone}``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from api.deps import require_roles
+from api.routers.subscribers import get_registry
+from api.serialize import json_response
+from geo_router.registry import SubscriberRegistry
+
+router = APIRouter(prefix="/v1/callers", tags=["callers"])
+
+CALLER_ROLES = require_roles("intake")  # admin always passes
+
+
+class CallerLocation(BaseModel):
+    """Where a registered caller lives and how we know."""
+
+    lon: float
+    lat: float
+    source: str = Field(description="given | geocoded")
+    geocode_confidence: float | None
+
+
+class NuisanceRecord(BaseModel):
+    """How this number has used intake before."""
+
+    reports_made: int
+    false_reports: int = Field(description="Reports closed as false_report or prank.")
+    last_seen: datetime | None
+
+
+class CallerOut(BaseModel):
+    """Who is calling. Unknown numbers: ``registered: false`` and no location."""
+
+    registered: bool
+    phone: str = Field(description="Masked, e.g. +62812****7890.")
+    subscriber_id: str | None
+    name: str | None
+    address: str | None
+    location: CallerLocation | None
+    zones: dict[str, Any] = Field(description="Per layer, with the current boundaries.")
+    responders: dict[str, Any] = Field(description="Per facility type, nearest first.")
+    warnings: list[str]
+    verification_status: str | None
+    nuisance: NuisanceRecord
+
+
+_REGISTERED = {
+    "registered": True,
+    "phone": "+62812****7890",
+    "subscriber_id": "q2V0m9N1cX8yLrT4bWfE5g",
+    "name": "Siti Rahma",
+    "address": "Jalan Aceh 12",
+    "location": {"lon": 107.6191, "lat": -6.9175, "source": "given", "geocode_confidence": None},
+    "zones": {"kelurahan": {"layer": "kelurahan", "zone_id": "3273010001", "status": "inside"}},
+    "responders": {"fire_station": [{"facility_id": "FS-01", "distance_m": 1234.5}]},
+    "warnings": [],
+    "verification_status": "verified",
+    "nuisance": {"reports_made": 2, "false_reports": 0, "last_seen": "2024-05-01T08:01:00Z"},
+}
+_UNKNOWN = {
+    "registered": False,
+    "phone": "+62812****0000",
+    "subscriber_id": None,
+    "name": None,
+    "address": None,
+    "location": None,
+    "zones": {},
+    "responders": {},
+    "warnings": [],
+    "verification_status": None,
+    "nuisance": {"reports_made": 0, "false_reports": 0, "last_seen": None},
+}
+
+
+@router.get(
+    "/{phone}",
+    operation_id="lookupCaller",
+    summary="Who is calling?",
+    response_class=Response,
+    responses={
+        200: {
+            "model": CallerOut,
+            "description": "The caller; unknown numbers are not an error.",
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "registered": {"value": _REGISTERED},
+                        "unknown": {"value": _UNKNOWN},
+                    }
+                }
+            },
+        },
+        422: {"description": "Not a phone number (the reason is named)."},
+    },
+)
+def lookup_caller(
+    phone: str,
+    registry: Annotated[SubscriberRegistry, Depends(get_registry)],
+    _principal: Annotated[Any, Depends(CALLER_ROLES)],
+) -> Response:
+    """The call-taker's answer: location, zones and responders now, and the nuisance record."""
+    return json_response(registry.caller(phone))

@@ -43,8 +43,11 @@ def _respond(kind: str, payload: Any, fmt: open311.Format, status: int = 200) ->
 
 
 def _error(exc: GeoRouterError, fmt: open311.Format) -> Response:
-    """A domain error as the spec's error list: 400 input, 403 key, 404 unknown id."""
-    if isinstance(exc, AuthenticationError | PermissionDeniedError):
+    """A domain error as the spec's error list: 400 input, 403 bad key or role, 404 unknown
+    id (401 without any key, 429 over the rate limit, 503 while loading)."""
+    if isinstance(exc, AuthenticationError):
+        status = 401
+    elif isinstance(exc, PermissionDeniedError):
         status = 403
     elif isinstance(exc, NotFoundError):
         status = 404
@@ -55,6 +58,8 @@ def _error(exc: GeoRouterError, fmt: open311.Format) -> Response:
     response = _respond("errors", open311.error_list(status, exc.message), fmt, status)
     if isinstance(exc, RateLimitedError):
         response.headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
+    if isinstance(exc, AuthenticationError):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="geo-router"'
     return response
 
 
@@ -177,18 +182,25 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
     return _respond("requests", open311.token_response(token, report.id), out)
 
 
-def _principal(request: Request, key: str | None) -> Any:
-    """The caller of a POST: the form's ``api_key`` (or the usual headers), intake or admin."""
+def _principal(request: Request, form_key: str | None) -> Any:
+    """The caller of a POST: intake or admin, by the form's ``api_key`` or the usual headers.
+
+    A bad ``api_key`` in the form is the spec's 403; with no key at all, or a bad key in
+    the headers, the answer is 401 like everywhere else in the API.
+    """
     auth = request.app.state.auth
     if auth is None:
         raise ConfigurationError("authentication is not configured (store not open)")
-    headers = {"x-api-key": key} if key else request.headers
+    headers = {"x-api-key": form_key} if form_key else request.headers
     try:
         principal = auth.authenticate(headers)
     except AuthenticationError as exc:
+        if form_key:
+            raise PermissionDeniedError("api_key is not valid (unknown or revoked)") from None
         raise AuthenticationError(
-            "api_key was not provided or is not valid" if key is None else exc.message
-        ) from None
+            "api_key was not provided: send it in the form (api_key) or as "
+            "'Authorization: Bearer KEY'"
+        ) from exc
     check_role(principal, POST_ROLES)
     return principal
 
@@ -237,8 +249,8 @@ async def create_request(request: Request, fmt: str) -> Response:
     try:
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        actor = _principal(request, (fields.get("api_key") or "").strip() or None)
         post = open311.parse_post(fields)
-        actor = _principal(request, post.api_key)
         service = await _service(request)
         channel = getattr(actor, "channel", None) or "web"
         report_in = post.to_report_input(channel)

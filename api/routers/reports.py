@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from api.deps import get_geocoder, get_router, get_secrets, get_settings, get_store, require_roles
 from api.serialize import json_response
+from geo_router.registry import SubscriberRegistry
 from geo_router.reports import MAX_PAGE, ReportFilters, ReportInput, ReportService
 from geo_router.settings import Settings
 
@@ -25,15 +26,6 @@ READ_ROLES = require_roles("intake", "analyst")
 UPDATE_ROLES = require_roles("intake")
 
 
-def _registry(store: Any, secrets: Any, city: Any, geocoder: Any) -> Any | None:
-    """The caller registry over the same engine, when the registry module is installed."""
-    try:
-        from geo_router.registry import SubscriberRegistry
-    except ImportError:  # pragma: no cover - the registry ships with the package
-        return None
-    return SubscriberRegistry(store.engine, secrets, city, geocoder)
-
-
 async def get_report_service(
     city: Annotated[Any, Depends(get_router)],
     store: Annotated[Any, Depends(get_store)],
@@ -42,13 +34,14 @@ async def get_report_service(
     settings: Annotated[Settings, Depends(get_settings)],
 ) -> ReportService:
     """A ``ReportService`` over the app's store, router, secrets, registry and geocoder."""
+    region = city.snapshot.profile.phone_region
     return ReportService(
         store.engine,
         city,
         secrets,
-        registry=_registry(store, secrets, city, geocoder),
+        registry=SubscriberRegistry(store, secrets, city, geocoder, region=region),
         geocoder=geocoder,
-        region=city.snapshot.profile.phone_region,
+        region=region,
         rate_limit_per_hour=settings.rate_limit_per_hour,
         k=settings.default_k,
     )
@@ -70,8 +63,8 @@ class StatusUpdate(BaseModel):
 @router.post("", status_code=201, summary="File a report (routed and stored)")
 def create_report(
     body: ReportInput,
-    service: Service,
     actor: Annotated[Any, Depends(CREATE_ROLES)],
+    service: Service,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Locate (point, address or registered caller), route, screen and store a report.
@@ -88,8 +81,8 @@ def create_report(
 
 @router.get("", summary="List reports (filters, newest first)")
 def list_reports(
-    service: Service,
     actor: Annotated[Any, Depends(READ_ROLES)],
+    service: Service,
     zone: Annotated[
         str | None, Query(description="layer:zone_id, e.g. kelurahan:3273010001")
     ] = None,
@@ -119,7 +112,7 @@ def list_reports(
 
 @router.get("/{report_id}", summary="One report with its routing decision")
 def get_report(
-    report_id: str, service: Service, actor: Annotated[Any, Depends(READ_ROLES)]
+    report_id: str, actor: Annotated[Any, Depends(READ_ROLES)], service: Service
 ) -> Response:
     """The stored report; 404 for unknown ids and for another channel's reports."""
     return json_response(service.get(report_id, actor=actor).view_for(actor))
@@ -129,8 +122,8 @@ def get_report(
 def update_report(
     report_id: str,
     body: StatusUpdate,
-    service: Service,
     actor: Annotated[Any, Depends(UPDATE_ROLES)],
+    service: Service,
 ) -> Response:
     """open -> acknowledged -> in_progress -> closed (closing needs a resolution)."""
     report = service.update_status(
@@ -141,7 +134,7 @@ def update_report(
 
 @router.get("/{report_id}/history", summary="Every status change of a report")
 def report_history(
-    report_id: str, service: Service, actor: Annotated[Any, Depends(READ_ROLES)]
+    report_id: str, actor: Annotated[Any, Depends(READ_ROLES)], service: Service
 ) -> Response:
     """Status changes, oldest first, with time and actor."""
     changes = service.history(report_id, actor=actor)

@@ -1,5 +1,98 @@
-"""geo-router reports commands."""
+"""geo-router reports: bulk import of historic reports (a 311 export, CSV or CSV.gz).
+
+Domain errors end the command with a one-line message on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
-from geo_router.cli.app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geo_router.cli.app import app
+from geo_router.errors import GeoRouterError, InputError
+from geo_router.settings import Settings
+
+reports_app = typer.Typer(help="Reports: import historic reports.", no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
+
+EXIT_ERROR = 2
+
+
+def _category_map(path: Path | None) -> dict[str, str] | None:
+    """Source category -> profile code, from a JSON object file."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path.name}: cannot read the category map: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise InputError(f"{path.name}: the category map must be a JSON object of strings")
+    return {str(k): v for k, v in data.items()}
+
+
+@reports_app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="CSV or CSV.gz.", exists=True, dir_okay=False)],
+    lon_field: Annotated[str, typer.Option("--lon-field", help="Longitude column.")],
+    lat_field: Annotated[str, typer.Option("--lat-field", help="Latitude column.")],
+    category_field: Annotated[str, typer.Option("--category-field", help="Category column.")],
+    created_field: Annotated[str, typer.Option("--created-field", help="Creation time column.")],
+    channel: Annotated[str, typer.Option("--channel", help="Channel stored on every row.")] = (
+        "import"
+    ),
+    city: Annotated[
+        Path | None,
+        typer.Option("--city", envvar="GEO_ROUTER_CITY", help="City profile (TOML)."),
+    ] = None,
+    category_map: Annotated[
+        Path | None,
+        typer.Option("--category-map", help="JSON object: source category -> profile code."),
+    ] = None,
+    description_field: Annotated[
+        str | None, typer.Option("--description-field", help="Column kept as description.")
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="IANA zone of timestamps without an offset.")
+    ] = "UTC",
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1)] = 50_000,
+) -> None:
+    """Route every row in bulk and store it; prints the summary as JSON (with rows/s).
+
+    Rows with unusable coordinates are stored with the flag invalid_coordinates (and
+    counted); unknown categories are stored as they are, flagged unknown_category.
+    """
+    from geo_router.reports import import_reports
+    from geo_router.router import Router
+    from geo_router.store.database import Store
+
+    settings = Settings()
+    try:
+        router = Router.from_profile(
+            city or settings.city, tolerance_m=settings.boundary_tolerance_m
+        )
+        store = Store.open(settings)
+        try:
+            summary = import_reports(
+                file,
+                router,
+                store.engine,
+                lon_field=lon_field,
+                lat_field=lat_field,
+                category_field=category_field,
+                created_field=created_field,
+                channel=channel,
+                category_map=_category_map(category_map),
+                chunk_size=chunk_size,
+                description_field=description_field,
+                timezone=timezone,
+            )
+        finally:
+            store.close()
+    except GeoRouterError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(json.dumps(summary.to_dict(), indent=2))

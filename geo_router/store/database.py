@@ -65,8 +65,10 @@ def upgrade(url_or_engine: str | URL | sa.Engine, revision: str = "head") -> Non
     names (``?options=-csearch_path%3Dmy_schema,public``). Concurrent upgrades (several workers
     starting at once) are serialized by a lock and the second one finds nothing to do.
     """
-    owned = not isinstance(url_or_engine, sa.Engine)
-    engine = make_engine(url_or_engine) if owned else url_or_engine  # type: ignore[arg-type]
+    if isinstance(url_or_engine, sa.Engine):
+        engine, owned = url_or_engine, False
+    else:
+        engine, owned = make_engine(url_or_engine), True
     config = alembic_config()
     try:
         with write_transaction(engine) as conn:

@@ -157,9 +157,8 @@ class KeyStore:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            record = cached[1]
-        else:
+        record = cached[1] if cached is not None and cached[0] > now else None
+        if record is None:
             record = self._lookup(digest)
             if record is None:
                 with self._lock:

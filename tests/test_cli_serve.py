@@ -1,0 +1,140 @@
+"""``geo-router serve``: URLs, open mode on loopback, refusal elsewhere without keys."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from geo_router.cli import app
+from geo_router.cli import serve as serve_module
+from geo_router.settings import DEMO_CITY_PROFILE, Settings
+from geo_router.store import Store
+
+ENV = ("GEO_ROUTER_CITY", "GEO_ROUTER_HOST", "GEO_ROUTER_PORT", "GEO_ROUTER_WORKERS")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean GEO_ROUTER_* environment (restored afterwards) with its own data dir."""
+    for name in ENV:
+        monkeypatch.setenv(name, "")  # recorded, so teardown restores whatever was there
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GEO_ROUTER_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append({"target": target, **kw}))
+    return calls
+
+
+def test_serve_on_loopback_without_keys_runs_open(
+    env: Path, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    result = CliRunner().invoke(
+        app, ["serve", "--city", str(DEMO_CITY_PROFILE), "--port", "8123", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "http://127.0.0.1:8123/docs" in result.output
+    assert "http://127.0.0.1:8123/" in result.output
+    assert "OPEN MODE" in result.output
+    (call,) = uvicorn_calls
+    assert call["target"] == "api.main:create_app_from_env"
+    assert call["factory"] is True
+    assert call["workers"] == 2 and call["port"] == 8123 and call["host"] == "127.0.0.1"
+    assert os.environ["GEO_ROUTER_CITY"] == str(DEMO_CITY_PROFILE.resolve())
+
+
+def test_serve_refuses_a_public_address_without_keys(
+    env: Path, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code != 0
+    assert "refusing" in result.output and "keys create" in result.output
+    assert uvicorn_calls == []
+
+
+def test_serve_a_public_address_with_a_key(env: Path, uvicorn_calls: list[dict[str, Any]]) -> None:
+    with Store.open(Settings(data_dir=env, _env_file=None)) as store:
+        store.keys.create("admin", "ops")
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "9000"])
+    assert result.exit_code == 0, result.output
+    assert "protected: 1 active API key" in result.output
+    assert uvicorn_calls[0]["host"] == "0.0.0.0"
+
+
+def test_serve_refuses_a_missing_city(env: Path, uvicorn_calls: list[dict[str, Any]]) -> None:
+    result = CliRunner().invoke(app, ["serve", "--city", str(env / "nope.toml")])
+    assert result.exit_code != 0
+    assert "nope.toml" in result.output
+    assert uvicorn_calls == []
+
+
+def test_serve_module_does_not_import_the_web_layer() -> None:
+    code = (
+        "import sys, geo_router.cli.serve; "
+        "bad = [m for m in sys.modules if m == 'api' or m.startswith(('api.', 'fastapi'))]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_helpers() -> None:
+    assert serve_module.is_loopback("localhost")
+    assert not serve_module.is_loopback("10.0.0.1")
+    assert serve_module.base_url("::1", 80) == "http://[::1]:80"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_for_real(tmp_path: Path) -> None:
+    """Starts uvicorn through the CLI: /livez at once, /readyz once the city is loaded."""
+    port = _free_port()
+    env = {**os.environ, "GEO_ROUTER_DATA_DIR": str(tmp_path)}
+    for name in ENV:
+        env.pop(name, None)
+    cmd = [
+        sys.executable,
+        "-c",
+        "from geo_router.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        live = ready = None
+        while time.monotonic() < deadline and ready != 200:
+            try:
+                live = httpx.get(f"{base}/livez", timeout=2).status_code
+                ready = httpx.get(f"{base}/readyz", timeout=2).status_code
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        assert live == 200 and ready == 200
+        r = httpx.get(f"{base}/v1/route", params={"lon": 107.6, "lat": -6.9}, timeout=5)
+        assert r.status_code == 200 and r.json()["zones"]["kelurahan"]["zone_id"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert b"OPEN MODE" in out
