@@ -24,6 +24,7 @@ __all__ = [
     "float_tokens",
     "geojson_response",
     "json_response",
+    "route_result_dict",
 ]
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
@@ -74,6 +75,62 @@ def json_response(
 def geojson_response(obj: Any, headers: dict[str, str] | None = None) -> Response:
     """A GeoJSON response built from ``obj`` with orjson."""
     return Response(dumps(obj), 200, headers, GEOJSON_MEDIA_TYPE)
+
+
+# --- single answers ---------------------------------------------------------------------
+#
+# orjson serializes slotted dataclasses through per-field attribute lookups, ~5x slower than
+# plain dicts (measured: 50-85 us vs 11-14 us for one RouteResult); building the dicts by
+# hand costs less than the difference.
+
+
+def _zone_dict(m: Any) -> dict[str, Any]:
+    return {
+        "layer": m.layer,
+        "version": m.version,
+        "status": m.status.value,
+        "zone_id": m.zone_id,
+        "name": m.name,
+        "candidates": [
+            {"zone_id": c.zone_id, "name": c.name, "distance_m": c.distance_m} for c in m.candidates
+        ],
+    }
+
+
+def _responder_dict(r: Any) -> dict[str, Any]:
+    return {
+        "facility_type": r.facility_type,
+        "facility_id": r.facility_id,
+        "name": r.name,
+        "distance_m": r.distance_m,
+        "bearing_deg": r.bearing_deg,
+        "lon": r.lon,
+        "lat": r.lat,
+    }
+
+
+def route_result_dict(result: Any, request_id: str | None) -> dict[str, Any]:
+    """A ``RouteResult`` as plain dicts (same shape as the dataclass) plus the request id."""
+    cat = result.category
+    return {
+        "lon": result.lon,
+        "lat": result.lat,
+        "zones": {name: _zone_dict(m) for name, m in result.zones.items()},
+        "responders": {
+            kind: [_responder_dict(r) for r in rs] for kind, rs in result.responders.items()
+        },
+        "category": None
+        if cat is None
+        else {
+            "code": cat.code,
+            "name": cat.name,
+            "agency": cat.agency,
+            "responders": list(cat.responders),
+            "emergency": cat.emergency,
+        },
+        "warnings": [w.value if hasattr(w, "value") else w for w in result.warnings],
+        "request_id": request_id,
+    }
 
 
 # --- compact batch answers, built column-wise ---------------------------------------------

@@ -144,7 +144,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def verdict(name: str, value: float, target: float) -> str:
-    """``PASS``/``FAIL`` line for a ratio target."""
+def verdict(name: str, value: float, target: float, cpu_value: float | None = None) -> str:
+    """``PASS``/``FAIL`` line for a wall-time ratio target (with the CPU-time ratio beside)."""
     status = "PASS" if value >= target else "FAIL"
-    return f"{status}: {name} = {value:.2f}x (target >= {target:g}x)"
+    cpu = f"; CPU-time ratio {cpu_value:.2f}x" if cpu_value is not None else ""
+    return f"{status}: {name} = {value:.2f}x (target >= {target:g}x){cpu}"

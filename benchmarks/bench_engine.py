@@ -326,6 +326,8 @@ def bench_case(
     ratios = {
         "lookup": sjoin.seconds / ours.seconds,
         "zones+nearest": gp_both.seconds / both.seconds,
+        "lookup cpu": sjoin.cpu_seconds / ours.cpu_seconds,
+        "zones+nearest cpu": gp_both.cpu_seconds / both.cpu_seconds,
     }
     return rows, notes, ratios
 
@@ -358,10 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         case_rows, case_notes, ratios = bench_case(case, args.points, args.repeats, args.sample)
         rows += case_rows
         notes += case_notes
-        verdicts.append(verdict(f"{case.label}: lookup vs sjoin", ratios["lookup"], 3.0))
-        verdicts.append(
-            verdict(f"{case.label}: zones+nearest vs geopandas", ratios["zones+nearest"], 2.0)
-        )
+        verdicts += [
+            verdict(f"{case.label}: lookup vs sjoin", ratios["lookup"], 3.0, ratios["lookup cpu"]),
+            verdict(
+                f"{case.label}: zones+nearest vs geopandas",
+                ratios["zones+nearest"],
+                2.0,
+                ratios["zones+nearest cpu"],
+            ),
+        ]
     print_table(HEADERS, rows)
     print("\n".join(notes))
     print("\n".join(verdicts))

@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         headers = ["job", "rows", "seconds", "cpu s", "rows/s", "x vs geopandas", "peak MB"]
         print_table(headers, rows)
         print("\n".join(agreement(folder / "routed_ours.csv", folder / "routed_geopandas.csv")))
-        print(verdict("route-file vs geopandas", base / results["ours"][0], TARGET))
+        cpu_ratio = results["geopandas"][1] / results["ours"][1]
+        print(verdict("route-file vs geopandas", base / results["ours"][0], TARGET, cpu_ratio))
     return 0
 
 

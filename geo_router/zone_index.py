@@ -142,9 +142,14 @@ def _full_cells(near: np.ndarray, geom: Any, wx0: int, wy0: int, frame: tuple) -
     if n_regions == 0:
         return np.zeros(near.shape, dtype=bool)
     flat = labels.ravel()
-    region, first = np.unique(flat, return_index=True)
-    keep = region > 0
-    region, first = region[keep], first[keep]
+    # ndimage.label numbers regions in raster order, so each region starts where the running
+    # maximum grows; checked, with np.unique as the fallback
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(flat), prepend=0) > 0)
+    region = flat[first]
+    if len(first) != n_regions or not np.array_equal(region, np.arange(1, n_regions + 1)):
+        region, first = np.unique(flat, return_index=True)
+        keep = region > 0
+        region, first = region[keep], first[keep]
     rows, cols = np.divmod(first, near.shape[1])
     cx = x0 + (wx0 + cols + 0.5) * cw
     cy = y0 + (wy0 + rows + 0.5) * ch
@@ -217,6 +222,80 @@ def _build_grid(geoms: np.ndarray, tolerance_m: float, cells: int) -> _Grid:
     ptr = np.zeros(n_mixed + 1, dtype=np.int64)
     np.cumsum(np.bincount(cell_of, minlength=n_mixed), out=ptr[1:])
     return _Grid(x0, y0, cw, ch, nx, ny, code, ptr, zone_of[order], full_of[order].astype(bool))
+
+
+@dataclass(frozen=True, slots=True)
+class _SegmentBins:
+    """Boundary pieces (UTM metres) listed per mixed cell: those within the tolerance of it."""
+
+    ptr: np.ndarray  #: int64 (n_mixed + 1,)
+    piece: np.ndarray  #: int64 indices into a / b / zone, grouped by mixed cell
+    a: np.ndarray  #: (m, 2) piece starts
+    b: np.ndarray  #: (m, 2) piece ends
+    zone: np.ndarray  #: int64 (m,)
+
+
+def _split_segments(
+    a: np.ndarray, b: np.ndarray, zone: np.ndarray, max_len: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut segments into pieces of at most ``max_len`` metres (end points kept exact)."""
+    length = np.hypot(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1])
+    k = np.maximum(np.ceil(length / max_len), 1).astype(np.int64)
+    seg = np.repeat(np.arange(len(a)), k)
+    i = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+    kk = k[seg].astype(np.float64)
+    delta = b[seg] - a[seg]
+    start = np.where((i == 0)[:, None], a[seg], a[seg] + delta * (i / kk)[:, None])
+    end = np.where((i + 1 == k[seg])[:, None], b[seg], a[seg] + delta * ((i + 1) / kk)[:, None])
+    return start, end, zone[seg]
+
+
+def _bin_segments(
+    grid: _Grid,
+    a: np.ndarray,
+    b: np.ndarray,
+    zone: np.ndarray,
+    to_lonlat: Any,
+    tolerance_m: float,
+    max_abs_lat: float,
+) -> _SegmentBins:
+    """List, for each mixed cell, the boundary pieces that may lie within the tolerance."""
+    # about one cell: fewer, longer pieces make fewer (point, piece) pairs to measure
+    piece_len = grid.ch * _M_PER_DEG_LAT_MIN
+    a, b, zone = _split_segments(a, b, zone, piece_len)
+    a_lon, a_lat = (np.asarray(v) for v in to_lonlat.transform(a[:, 0], a[:, 1]))
+    b_lon, b_lat = (np.asarray(v) for v in to_lonlat.transform(b[:, 0], b[:, 1]))
+    # each piece goes to the cells its lon/lat box, grown by the tolerance, touches (a piece
+    # of a few cells is so short that its bulge off the straight lon/lat line is far below
+    # the 5 % safety margin of the tolerance)
+    dx, dy = _degree_tolerance(tolerance_m, max_abs_lat + grid.ch)
+    dx, dy = dx + _EPS_DEG, dy + _EPS_DEG
+    lo_x = np.floor((np.minimum(a_lon, b_lon) - dx - grid.x0) / grid.cw).astype(np.int64)
+    hi_x = np.floor((np.maximum(a_lon, b_lon) + dx - grid.x0) / grid.cw).astype(np.int64)
+    lo_y = np.floor((np.minimum(a_lat, b_lat) - dy - grid.y0) / grid.ch).astype(np.int64)
+    hi_y = np.floor((np.maximum(a_lat, b_lat) + dy - grid.y0) / grid.ch).astype(np.int64)
+    kx = int((hi_x - lo_x).max(initial=0)) + 1
+    ky = int((hi_y - lo_y).max(initial=0)) + 1
+    cells: list[np.ndarray] = []
+    pieces: list[np.ndarray] = []
+    every = np.arange(len(a), dtype=np.int64)
+    for ox in range(kx):  # a few offsets, each vectorized over all pieces
+        for oy in range(ky):
+            cx, cy = lo_x + ox, lo_y + oy
+            ok = (cx <= hi_x) & (cy <= hi_y) & (cx >= 0) & (cx < grid.nx)
+            ok &= (cy >= 0) & (cy < grid.ny)
+            flat = cy[ok] * grid.nx + cx[ok]
+            code = grid.code[flat]
+            mixed = code <= -2
+            cells.append(-2 - code[mixed].astype(np.int64))
+            pieces.append(every[ok][mixed])
+    cell = np.concatenate(cells)
+    piece = np.concatenate(pieces)
+    order = np.argsort(cell, kind="stable")
+    n_mixed = len(grid.mixed_ptr) - 1
+    ptr = np.zeros(n_mixed + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cell, minlength=n_mixed), out=ptr[1:])
+    return _SegmentBins(ptr, piece[order], a, b, zone.astype(np.int64))
 
 
 def _expand_csr(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -293,10 +372,21 @@ class ZoneIndex:
         self._grid = (
             _build_grid(geoms, self.tolerance_m, cells) if cells > 0 and len(present) else None
         )
+        self._bins = None
+        if self._grid is not None and self.tolerance_m > 0:
+            self._bins = _bin_segments(
+                self._grid,
+                self._seg_a,
+                self._seg_b,
+                self._seg_zone,
+                get_transformer(self._utm, "EPSG:4326"),
+                self.tolerance_m,
+                float(max(abs(bounds[1]), abs(bounds[3]))),
+            )
         self.build_seconds = time.perf_counter() - started
 
     def _build_segments(self, geoms: np.ndarray) -> None:
-        """Boundary segments of every zone in UTM metres, with an STRtree over them."""
+        """Boundary segments of every zone in UTM metres."""
         lines, owner = shapely.get_parts(shapely.boundary(geoms), return_index=True)
         coords, line_of = shapely.get_coordinates(lines, return_index=True)
         x, y = self._to_utm.transform(coords[:, 0], coords[:, 1])
@@ -305,8 +395,15 @@ class ZoneIndex:
         self._seg_a = xy[:-1][same_line]
         self._seg_b = xy[1:][same_line]
         self._seg_zone = owner[line_of[:-1][same_line]].astype(np.int64)
-        segments = shapely.linestrings(np.stack([self._seg_a, self._seg_b], axis=1))
-        self._seg_tree = shapely.STRtree(segments)
+        self._seg_tree_cache: shapely.STRtree | None = None
+
+    @property
+    def _seg_tree(self) -> shapely.STRtree:
+        """STRtree over the UTM boundary segments, built on first use (the grid rarely needs it)."""
+        if self._seg_tree_cache is None:
+            segments = shapely.linestrings(np.stack([self._seg_a, self._seg_b], axis=1))
+            self._seg_tree_cache = shapely.STRtree(segments)
+        return self._seg_tree_cache
 
     @property
     def grid_info(self) -> dict[str, Any]:
@@ -465,7 +562,7 @@ class ZoneIndex:
                 interior[sel[hit]] = shapely.contains_xy(geom, px[hit], py[hit])
 
     def _near_zones(
-        self, x: np.ndarray, y: np.ndarray
+        self, x: np.ndarray, y: np.ndarray, code: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(point, zone, metres) for every zone boundary within the tolerance, in UTM."""
         empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
@@ -473,16 +570,24 @@ class ZoneIndex:
             return empty
         ux, uy = self._to_utm.transform(x, y)
         ux, uy = np.asarray(ux), np.asarray(uy)
-        reach = self.tolerance_m * (1 + 1e-9) + 1e-9  # GEOS and numpy may differ in the last bit
-        q, seg = self._seg_tree.query(shapely.points(ux, uy), predicate="dwithin", distance=reach)
-        d = _segment_distance(ux[q], uy[q], self._seg_a[seg], self._seg_b[seg])
+        if self._bins is not None:
+            # the pieces binned in each point's mixed cell, measured with numpy
+            q, pos = _expand_csr(self._bins.ptr, -2 - code)
+            piece = self._bins.piece[pos]
+            seg_a, seg_b, seg_zone = self._bins.a, self._bins.b, self._bins.zone
+        else:
+            reach = self.tolerance_m * (1 + 1e-9) + 1e-9  # GEOS and numpy may differ in a bit
+            points = shapely.points(ux, uy)
+            q, piece = self._seg_tree.query(points, predicate="dwithin", distance=reach)
+            seg_a, seg_b, seg_zone = self._seg_a, self._seg_b, self._seg_zone
+        d = _segment_distance(ux[q], uy[q], seg_a[piece], seg_b[piece])
         keep = d <= self.tolerance_m
-        q, seg, d = q[keep], seg[keep], d[keep]
-        key = q.astype(np.int64) * self._n + self._seg_zone[seg]
+        q, zone, d = q[keep].astype(np.int64), seg_zone[piece[keep]], d[keep]
+        key = q * self._n + zone
         order = np.lexsort((d, key))
-        first = order[_first_per_group(key[order])]  # the nearest segment of each (point, zone)
+        first = order[_first_per_group(key[order])]  # the nearest piece of each (point, zone)
         # micrometres: equal distances computed along different segments then tie-break by id
-        return q[first].astype(np.int64), self._seg_zone[seg[first]], np.round(d[first], 6)
+        return q[first], zone[first], np.round(d[first], 6)
 
     def _resolve(self, x: np.ndarray, y: np.ndarray, code: np.ndarray) -> _Resolved:
         """Exact answers for points whose grid cell is mixed (or when there is no grid)."""
@@ -493,7 +598,7 @@ class ZoneIndex:
         self._test_pairs(x, y, point, zone, ~full, covered, interior)
         point, zone, interior = point[covered], zone[covered].astype(np.int64), interior[covered]
 
-        near_point, near_zone, near_dist = self._near_zones(x, y)
+        near_point, near_zone, near_dist = self._near_zones(x, y, code)
         # a zone that covers the point is a candidate at distance 0, whatever its boundary says
         covered_keys = np.sort(point * self._n + zone)
         near_keys = near_point * self._n + near_zone

@@ -114,13 +114,12 @@ def test_401_carries_www_authenticate_and_403_names_the_role(keyed: dict[str, An
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert r.headers["content-type"] == "application/problem+json"
-    r = client.post(
-        "/v1/route/batch",
-        json={"points": []},
-        headers={"X-API-Key": keyed["keys"]["intake"]},
+    r = client.get(
+        "/v1/reports",
+        headers={"X-API-Key": keyed["keys"]["planner"]},
     )
     assert r.status_code == 403
-    assert "intake" in r.json()["detail"]
+    assert "planner" in r.json()["detail"]
     wrong = client.get("/v1/info", headers={"Authorization": "Bearer gr_not-a-key"})
     assert wrong.status_code == 401
 

@@ -188,7 +188,8 @@ def test_post_key_rules(api: dict[str, Any]) -> None:
 
 def test_get_requests_filters(api: dict[str, Any], demo_router: Any, tmp_path: Any) -> None:
     client = api["client"]
-    fire = _post(api, service_code="fire").json()[0]["service_request_id"]
+    fire = _post(api, service_code="noise").json()[0]["service_request_id"]
+    emergency = _post(api, service_code="fire").json()[0]["service_request_id"]
     waste = _post(api).json()[0]["service_request_id"]
     admin = {"Authorization": f"Bearer {api['keys']['admin']}"}
     closed = client.patch(
@@ -202,8 +203,11 @@ def test_get_requests_filters(api: dict[str, Any], demo_router: Any, tmp_path: A
         return [item["service_request_id"] for item in r.json()]
 
     assert fire in ids() and waste in ids()
+    # Emergencies never appear on the public feed.
+    assert emergency not in ids()
+    assert client.get(f"{BASE}/requests/{emergency}.json").status_code == 404
     assert ids(service_request_id=f"{fire},{waste},r_nope") == [waste, fire]
-    assert fire in ids(service_code="fire") and waste not in ids(service_code="fire")
+    assert fire in ids(service_code="noise") and waste not in ids(service_code="noise")
     assert waste in ids(status="closed") and fire not in ids(status="closed")
     assert fire in ids(status="open") and waste not in ids(status="open")
     assert ids(end_date="2020-01-01T00:00:00Z") == []

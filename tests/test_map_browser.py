@@ -193,7 +193,9 @@ def test_page_draws_layers_and_routes_a_click(
     assert zone_paths >= sum(n for c, n in sizes.items() if c in {"kelurahan", "kecamatan"})
     assert facility_paths >= 1
     assert page.locator("#layer-toggles input[type=checkbox]").count() == len(sizes)
-    assert page.locator("#category option").count() >= 1
+    info = httpx.get(f"{service}/v1/info", timeout=10).json()
+    assert page.locator("#category option").count() == 1 + len(info["categories"])
+    assert info["city"] in page.locator("header").inner_text()
 
     lon, lat = _inside_point(service)
     expected = httpx.get(f"{service}/v1/route", params={"lon": lon, "lat": lat}, timeout=10).json()

@@ -2,7 +2,8 @@
 
 Existing GeoReport v2 clients work unchanged: POST is form-encoded (or multipart) with
 ``api_key`` in the form; every answer is a list; errors are ``[{"code", "description"}]``
-(``<errors><error>`` in XML) with the matching HTTP status. GET endpoints are public and
+(``<errors><error>`` in XML) with the matching HTTP status. GET endpoints are public (emergency
+categories are left out of them) and
 never show personal data.
 """
 
@@ -123,13 +124,25 @@ async def service_definition(request: Request, service_code: str, fmt: str) -> R
     return _respond("definition", open311.service_definition(categories[service_code]), out)
 
 
+def _is_public(service: ReportService, report: Report) -> bool:
+    """Emergency reports stay off the public GeoReport feed (the native API serves them)."""
+    category = service.router.snapshot.categories.get(report.category)
+    return category is None or not category.emergency
+
+
+def _public_or_404(service: ReportService, report: Report) -> Report:
+    if not _is_public(service, report):
+        raise NotFoundError(f"service request {report.id!r} not found")
+    return report
+
+
 def _find(service: ReportService, query: open311.Open311Query) -> list[Report]:
-    """Up to ``query.limit`` reports, fetched in pages of the service's maximum."""
+    """Up to ``query.limit`` public reports, fetched in pages of the service's maximum."""
     items: list[Report] = []
     filters = query.filters
     while len(items) < query.limit:
         page = service.list(filters, actor=None)
-        items.extend(page.items)
+        items.extend(r for r in page.items if _is_public(service, r))
         if len(page.items) < filters.limit:
             break
         filters = filters.model_copy(update={"offset": filters.offset + filters.limit})
@@ -162,6 +175,7 @@ async def get_request(request: Request, request_id: str, fmt: str) -> Response:
     try:
         service = await _service(request)
         report = await run_in_threadpool(service.get, request_id, actor=None)
+        report = _public_or_404(service, report)
         names = _service_names(service)
     except GeoRouterError as exc:
         return _error(exc, out)
@@ -176,7 +190,7 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
         return _bad_format(fmt)
     try:
         service = await _service(request)
-        report = await run_in_threadpool(service.get, token, actor=None)
+        report = _public_or_404(service, await run_in_threadpool(service.get, token, actor=None))
     except GeoRouterError as exc:
         return _error(exc, out)
     return _respond("requests", open311.token_response(token, report.id), out)

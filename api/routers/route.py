@@ -21,7 +21,7 @@ from starlette.responses import Response
 from api.deps import require_roles, router_or_503
 from api.errors import MalformedJSONError
 from api.schemas import BatchResponse, RouteResponse, body_schema_ref
-from api.serialize import ORJSONResponse, dumps, encode_batch_rows
+from api.serialize import ORJSONResponse, dumps, encode_batch_rows, route_result_dict
 from geo_router.errors import (
     BatchTooLargeError,
     InputError,
@@ -31,9 +31,9 @@ from geo_router.errors import (
 
 router = APIRouter(tags=["routing"])
 
-#: Who may route: every role (single points); batches are planning / analysis work.
+#: Who may route: every role, single points and batches (intake gateways batch too).
 ROUTE_ROLES = require_roles("intake", "planner", "analyst")
-BATCH_ROLES = require_roles("planner", "analyst")
+BATCH_ROLES = require_roles("intake", "planner", "analyst")
 
 MAX_K = 20
 MAX_RADIUS_M = 50_000.0
@@ -327,15 +327,7 @@ def _rows_to_arrays(rows: list[Any], field: str) -> tuple[np.ndarray, np.ndarray
 
 def _route_body(result: Any, request_id: str | None, overlaps: Any = None) -> bytes:
     """The single-point answer: the RouteResult's fields plus the request id."""
-    out = {
-        "lon": result.lon,
-        "lat": result.lat,
-        "zones": result.zones,
-        "responders": result.responders,
-        "category": result.category,
-        "warnings": result.warnings,
-        "request_id": request_id,
-    }
+    out = route_result_dict(result, request_id)
     if overlaps is not None:
         out["overlaps"] = overlaps
     return dumps(out)

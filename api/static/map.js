@@ -2,7 +2,8 @@
 // Coordinates are GeoJSON order (lon, lat) everywhere except where Leaflet wants [lat, lng].
 
 const KEY_STORAGE = "geo_router.api_key";
-const ITEM_LIMIT = 1000;
+const ITEM_LIMIT = 1000; // the API's page size cap
+const MAX_PAGES = 50; // a bound on "next" links followed per collection
 
 const ZONE_STYLES = {
   kelurahan: { color: "#6b7780", weight: 1, fillColor: "#9aa5ad", fillOpacity: 0.05 },
@@ -194,8 +195,7 @@ async function loadCollections() {
   const loaded = await Promise.all(
     collections.map(async (c) => {
       try {
-        const items = await apiGet(`/v1/collections/${encodeURIComponent(c.id)}/items?limit=${ITEM_LIMIT}`);
-        return { meta: c, items };
+        return { meta: c, items: await loadItems(c.id) };
       } catch (error) {
         console.warn(`collection ${c.id}: ${error.message}`);
         return null;
@@ -207,7 +207,7 @@ async function loadCollections() {
   usable.sort((a, b) => rank(a) - rank(b));
   const bounds = L.latLngBounds([]);
   for (const { meta, items } of usable) {
-    const kind = isPointCollection(items) ? "points" : "zones";
+    const kind = kindOf({ meta, items });
     const color = colorFor(kind, meta.id);
     const layer = kind === "points" ? facilityLayer(meta.id, items, color) : zoneLayer(meta.id, items, color);
     layer.addTo(state.map);
@@ -219,8 +219,27 @@ async function loadCollections() {
   document.body.dataset.layers = String(state.overlays.size);
 }
 
+// All pages of a collection (OGC API Features "next" links, same origin only).
+async function loadItems(id) {
+  let url = `/v1/collections/${encodeURIComponent(id)}/items?limit=${ITEM_LIMIT}`;
+  const features = [];
+  for (let page = 0; url && page < MAX_PAGES; page += 1) {
+    const collection = await apiGet(url);
+    features.push(...(collection.features || []));
+    const next = (collection.links || []).find((link) => link.rel === "next");
+    const nextUrl = next ? new URL(next.href, window.location.href) : null;
+    url = nextUrl && nextUrl.origin === window.location.origin ? nextUrl.pathname + nextUrl.search : null;
+  }
+  return { type: "FeatureCollection", features };
+}
+
+function kindOf({ meta, items }) {
+  if (meta.kind === "zones" || meta.kind === "facilities") return meta.kind === "zones" ? "zones" : "points";
+  return isPointCollection(items) ? "points" : "zones";
+}
+
 function rank({ meta, items }) {
-  if (isPointCollection(items)) return 100;
+  if (kindOf({ meta, items }) === "points") return 100;
   const order = ["kelurahan", "kecamatan", "fire_district", "police_sector"].indexOf(meta.id);
   return order === -1 ? 50 : order;
 }
