@@ -31,7 +31,7 @@ STATUS_CODES: tuple[ZoneStatus, ...] = (
 )
 
 
-class Warning(StrEnum):  # noqa: A001 - the domain word; never shadows the builtin in use
+class Warning(StrEnum):  # the domain word; shadows the builtin only inside this module
     """Warnings attached to a routing answer."""
 
     OUTSIDE_COVERAGE = "outside_coverage"

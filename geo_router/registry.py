@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 RESPONDERS_K = 3
 #: Largest page ``list`` returns.
 MAX_PAGE = 500
+#: Largest offset a page may start at (beyond any real registry; bounded for SQL).
+MAX_OFFSET = 2**31 - 1
 #: Rows one CSV import may hold.
 MAX_IMPORT_ROWS = 100_000
 #: Columns a subscriber CSV may have (``phone`` is required).
@@ -277,9 +279,9 @@ class SubscriberRegistry:
 
     def list(self, limit: int = 50, offset: int = 0, *, reveal: bool = False) -> list[Subscriber]:
         """A page of subscribers, oldest first."""
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
+        if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_OFFSET:
             raise InputError(
-                f"limit must be 1..{MAX_PAGE} and offset >= 0",
+                f"limit must be 1..{MAX_PAGE} and offset 0..{MAX_OFFSET}",
                 detail={"field": "limit" if not 1 <= limit <= MAX_PAGE else "offset"},
             )
         query = (

@@ -208,7 +208,7 @@ class ReportFilters(BaseModel):
     created_to: datetime | None = None
     bbox: tuple[float, float, float, float] | None = None
     limit: int = Field(50, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=2**31 - 1)
 
     @field_validator("zone", mode="before")
     @classmethod

@@ -81,6 +81,31 @@ class _FacilityTable:
     lat: list[float]
 
 
+@dataclass(frozen=True, slots=True)
+class _PointLayer:
+    """What the single-point path needs of one layer, resolved once per snapshot."""
+
+    name: str
+    version: str
+    ids: list[str]
+    names: list[str | None]
+    inside: list[Candidate]  #: per zone, the candidate "this zone, 0 m" (immutable, shared)
+    index: ZoneIndex
+    lookup_one: Any  #: ``index.lookup_one`` when the index has it, else None
+
+
+@dataclass(frozen=True, slots=True)
+class _PointFacilities:
+    """What the single-point path needs of one facility type, resolved once per snapshot."""
+
+    kind: str
+    nearest_one: Any  #: bound ``StaticNearestIndex.nearest_one``
+    ids: list[str]
+    names: list[str | None]
+    lon: list[float]
+    lat: list[float]
+
+
 @dataclass(frozen=True, eq=False)
 class CitySnapshot:
     """Everything needed to route in one city at one version; never changed after build.
@@ -120,6 +145,8 @@ class CitySnapshot:
     coverage_bounds: tuple[float, float, float, float]
     _layer_tables: dict[str, _LayerTable] = field(repr=False, default_factory=dict)
     _facility_tables: dict[str, _FacilityTable] = field(repr=False, default_factory=dict)
+    _point_layers: tuple[_PointLayer, ...] = field(repr=False, default=())
+    _point_facilities: dict[str, _PointFacilities] = field(repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # Built here so that a snapshot assembled by hand (tests) is as fast as a built one.
@@ -134,6 +161,25 @@ class CitySnapshot:
                 self,
                 "_facility_tables",
                 {kind: _facility_table(fs) for kind, fs in self.facilities.items()},
+            )
+        if not self._point_layers:
+            object.__setattr__(
+                self,
+                "_point_layers",
+                tuple(
+                    _point_layer(name, self._layer_tables[name], index)
+                    for name, index in self.zone_indexes.items()
+                ),
+            )
+        if not self._point_facilities:
+            object.__setattr__(
+                self,
+                "_point_facilities",
+                {
+                    kind: _PointFacilities(kind, index.nearest_one, *_fields(table))
+                    for kind, index in self.nearest.items()
+                    for table in (self._facility_tables[kind],)
+                },
             )
 
     def parent_of(self, layer: str, zone_id: str) -> str | None:
@@ -159,6 +205,17 @@ def _layer_table(layer: ZoneLayer) -> _LayerTable:
 def _facility_table(fs: FacilitySet) -> _FacilityTable:
     ids = [str(v) for v in fs.ids.tolist()]
     return _FacilityTable(ids, _text_list(fs.names, len(ids)), fs.lon.tolist(), fs.lat.tolist())
+
+
+def _point_layer(name: str, table: _LayerTable, index: ZoneIndex) -> _PointLayer:
+    inside = [Candidate(zid, zname, 0.0) for zid, zname in zip(table.ids, table.names, strict=True)]
+    # The scalar fast path is used when the zone index offers one (see _lookup_one).
+    one = getattr(index, "lookup_one", None)
+    return _PointLayer(name, table.version, table.ids, table.names, inside, index, one)
+
+
+def _fields(table: _FacilityTable) -> tuple[list[str], list[str | None], list[float], list[float]]:
+    return table.ids, table.names, table.lon, table.lat
 
 
 def _parent_ids(child: ZoneLayer, parent: ZoneLayer) -> dict[str, str]:
@@ -658,35 +715,79 @@ def _responder_types(snap: CitySnapshot, requested: list[str] | None) -> list[st
     return list(dict.fromkeys(requested))
 
 
+def _lookup_one(layer: _PointLayer, lon: float, lat: float) -> tuple[int, int, list, list]:
+    """(status, primary, candidate rows, candidate metres) of one point in one layer.
+
+    Uses ``ZoneIndex.lookup_one(lon, lat)`` when present. It may answer a one-row
+    :class:`LayerLookup` (or any object with its fields) or a tuple in LayerLookup field order
+    without ``cand_ptr``: ``(primary, status, cand_zone, cand_dist_m)`` as scalars and lists.
+    """
+    if layer.lookup_one is None:
+        lk = layer.index.lookup(np.array((lon,)), np.array((lat,)))
+        return _one_row(lk.primary, lk.status, lk.cand_zone, lk.cand_dist_m)
+    got = layer.lookup_one(lon, lat)
+    if isinstance(got, tuple):
+        return _one_row(*got)
+    return _one_row(got.primary, got.status, got.cand_zone, got.cand_dist_m)
+
+
+def _one_row(primary: Any, status: Any, zones: Any, dists: Any) -> tuple[int, int, list, list]:
+    """Normalize one point's lookup (numpy one-row arrays or plain values) to ints and lists."""
+    if isinstance(primary, np.ndarray):
+        primary = primary[0]
+    if isinstance(status, np.ndarray):
+        status = status[0]
+    zones = zones.tolist() if isinstance(zones, np.ndarray) else list(zones)
+    dists = dists.tolist() if isinstance(dists, np.ndarray) else list(dists)
+    return int(status), int(primary), zones, dists
+
+
 def _route_point(
     snap: CitySnapshot, lon: float, lat: float, cat: CategoryRoute | None, k: int
 ) -> RouteResult:
-    """The single-point route against one snapshot (coordinates already checked)."""
-    lon_a = np.array((lon,))
-    lat_a = np.array((lat,))
+    """The single-point route against one snapshot (coordinates already checked).
+
+    Lean on purpose (it is the GET hot path): per-snapshot plans of plain lists, scalar
+    lookups where the zone index offers them, shared immutable candidates for points plainly
+    inside a zone.
+    """
     zones: dict[str, ZoneMatch] = {}
     outside_all = True
-    tables = snap._layer_tables
-    for name, index in snap.zone_indexes.items():
-        lk = index.lookup(lon_a, lat_a)
-        status = int(lk.status[0])
-        end = int(lk.cand_ptr[1])
-        zones[name] = _zone_match(
-            name,
-            tables[name],
-            status,
-            int(lk.primary[0]),
-            lk.cand_zone[:end].tolist(),
-            lk.cand_dist_m[:end].tolist(),
+    for layer in snap._point_layers:
+        status, primary, cand_zone, cand_dist = _lookup_one(layer, lon, lat)
+        ids, names = layer.ids, layer.names
+        if primary < 0:
+            zones[layer.name] = ZoneMatch(
+                layer.name,
+                layer.version,
+                STATUS_CODES[status],
+                None,
+                None,
+                [Candidate(ids[z], names[z], d) for z, d in zip(cand_zone, cand_dist, strict=True)],
+            )
+            outside_all = outside_all and status >= _OUTSIDE
+            continue
+        inside = layer.inside
+        zones[layer.name] = ZoneMatch(
+            layer.name,
+            layer.version,
+            STATUS_CODES[status],
+            ids[primary],
+            names[primary],
+            [
+                inside[z] if d == 0.0 else Candidate(ids[z], names[z], d)
+                for z, d in zip(cand_zone, cand_dist, strict=True)
+            ],
         )
         outside_all = outside_all and status >= _OUTSIDE
-    kinds = cat.responders if cat is not None else snap.nearest
+    plans = snap._point_facilities
     responders: dict[str, list[Responder]] = {}
-    for kind in kinds:
-        table = snap._facility_tables[kind]
+    for kind in cat.responders if cat is not None else plans:
+        fac = plans[kind]
+        ids, names, lons, lats = fac.ids, fac.names, fac.lon, fac.lat
         responders[kind] = [
-            Responder(kind, table.ids[j], table.names[j], d, b, table.lon[j], table.lat[j])
-            for j, d, b in snap.nearest[kind].nearest_one(lon, lat, k)
+            Responder(kind, ids[j], names[j], d, b, lons[j], lats[j])
+            for j, d, b in fac.nearest_one(lon, lat, k)
         ]
     warnings: list[Warning] = []
     if outside_all:

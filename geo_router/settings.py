@@ -9,7 +9,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The bundled demo city, used whenever no profile is named.
-DEMO_CITY_PROFILE = Path(__file__).resolve().parent.parent / "zones_data" / "demo_city" / "city.toml"
+DEMO_CITY_PROFILE = (
+    Path(__file__).resolve().parent.parent / "zones_data" / "demo_city" / "city.toml"
+)
 
 
 class Settings(BaseSettings):
@@ -32,7 +34,9 @@ class Settings(BaseSettings):
     default_k: int = Field(3, ge=1, le=50)
     batch_limit: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    tile_url: str | None = Field(None, description="XYZ tile URL for the map page; none by default.")
+    tile_url: str | None = Field(
+        None, description="XYZ tile URL for the map page; none by default."
+    )
     pepper: str | None = Field(None, description="HMAC pepper for phone lookups (secret).")
     encryption_key: str | None = Field(None, description="Fernet key for phones/addresses.")
     secrets_file: Path | None = Field(None, description="File holding pepper + encryption key.")

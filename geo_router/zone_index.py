@@ -26,9 +26,10 @@ its bounding window form connected regions that are each wholly inside or wholly
 zone, decided by one point-in-polygon test per region. A cell that is near no boundary and
 inside exactly one zone answers ``inside`` by array indexing; a cell near no boundary and
 inside no zone answers ``outside_coverage``; only points in the remaining *mixed* cells are
-tested exactly: prepared ``intersects_xy`` / ``contains_xy`` against the cell's zone list
-(kept in CSR arrays), and distances to boundary segments found with an STRtree ``dwithin``
-query in UTM metres.
+tested exactly: prepared ``intersects_xy`` / ``contains_xy`` against the cell's zone list,
+and numpy point-to-segment distances, in UTM metres, to the boundary segments binned in the
+cell at build time (both lists are CSR arrays). Without a grid (``grid_cells=0``) the same
+answers come from an STRtree bounding-box query and an STRtree ``dwithin`` query.
 """
 
 from __future__ import annotations
@@ -226,19 +227,16 @@ def _build_grid(geoms: np.ndarray, tolerance_m: float, cells: int) -> _Grid:
 
 @dataclass(frozen=True, slots=True)
 class _SegmentBins:
-    """Boundary pieces (UTM metres) listed per mixed cell: those within the tolerance of it."""
+    """Boundary segments listed per mixed cell: those that may lie within the tolerance."""
 
     ptr: np.ndarray  #: int64 (n_mixed + 1,)
-    piece: np.ndarray  #: int64 indices into a / b / zone, grouped by mixed cell
-    a: np.ndarray  #: (m, 2) piece starts
-    b: np.ndarray  #: (m, 2) piece ends
-    zone: np.ndarray  #: int64 (m,)
+    segment: np.ndarray  #: int64 boundary segment indices, grouped by mixed cell
 
 
 def _split_segments(
-    a: np.ndarray, b: np.ndarray, zone: np.ndarray, max_len: float
+    a: np.ndarray, b: np.ndarray, max_len: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut segments into pieces of at most ``max_len`` metres (end points kept exact)."""
+    """Cut segments into pieces of at most ``max_len`` metres; returns (start, end, segment)."""
     length = np.hypot(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1])
     k = np.maximum(np.ceil(length / max_len), 1).astype(np.int64)
     seg = np.repeat(np.arange(len(a)), k)
@@ -247,22 +245,24 @@ def _split_segments(
     delta = b[seg] - a[seg]
     start = np.where((i == 0)[:, None], a[seg], a[seg] + delta * (i / kk)[:, None])
     end = np.where((i + 1 == k[seg])[:, None], b[seg], a[seg] + delta * ((i + 1) / kk)[:, None])
-    return start, end, zone[seg]
+    return start, end, seg
 
 
 def _bin_segments(
     grid: _Grid,
     a: np.ndarray,
     b: np.ndarray,
-    zone: np.ndarray,
     to_lonlat: Any,
     tolerance_m: float,
     max_abs_lat: float,
 ) -> _SegmentBins:
-    """List, for each mixed cell, the boundary pieces that may lie within the tolerance."""
-    # about one cell: fewer, longer pieces make fewer (point, piece) pairs to measure
-    piece_len = grid.ch * _M_PER_DEG_LAT_MIN
-    a, b, zone = _split_segments(a, b, zone, piece_len)
+    """List, for each mixed cell, the boundary segments that may lie within the tolerance.
+
+    Long segments are binned piece by piece (about one cell each), so a segment is listed only
+    in the cells near it; distances are then measured to the whole segment, exactly as the
+    grid-less path does.
+    """
+    a, b, seg_of = _split_segments(a, b, grid.ch * _M_PER_DEG_LAT_MIN)
     a_lon, a_lat = (np.asarray(v) for v in to_lonlat.transform(a[:, 0], a[:, 1]))
     b_lon, b_lat = (np.asarray(v) for v in to_lonlat.transform(b[:, 0], b[:, 1]))
     # each piece goes to the cells its lon/lat box, grown by the tolerance, touches (a piece
@@ -290,12 +290,14 @@ def _bin_segments(
             cells.append(-2 - code[mixed].astype(np.int64))
             pieces.append(every[ok][mixed])
     cell = np.concatenate(cells)
-    piece = np.concatenate(pieces)
-    order = np.argsort(cell, kind="stable")
+    n_seg = int(seg_of.max(initial=0)) + 1
+    # pieces of one segment in the same cell collapse to one entry, sorted by cell
+    key = np.unique(cell * n_seg + seg_of[np.concatenate(pieces)])
+    cell, segment = np.divmod(key, n_seg)
     n_mixed = len(grid.mixed_ptr) - 1
     ptr = np.zeros(n_mixed + 1, dtype=np.int64)
     np.cumsum(np.bincount(cell, minlength=n_mixed), out=ptr[1:])
-    return _SegmentBins(ptr, piece[order], a, b, zone.astype(np.int64))
+    return _SegmentBins(ptr, segment)
 
 
 def _expand_csr(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -378,7 +380,6 @@ class ZoneIndex:
                 self._grid,
                 self._seg_a,
                 self._seg_b,
-                self._seg_zone,
                 get_transformer(self._utm, "EPSG:4326"),
                 self.tolerance_m,
                 float(max(abs(bounds[1]), abs(bounds[3]))),
@@ -573,19 +574,17 @@ class ZoneIndex:
         if self._bins is not None:
             # the pieces binned in each point's mixed cell, measured with numpy
             q, pos = _expand_csr(self._bins.ptr, -2 - code)
-            piece = self._bins.piece[pos]
-            seg_a, seg_b, seg_zone = self._bins.a, self._bins.b, self._bins.zone
+            seg = self._bins.segment[pos]
         else:
             reach = self.tolerance_m * (1 + 1e-9) + 1e-9  # GEOS and numpy may differ in a bit
             points = shapely.points(ux, uy)
-            q, piece = self._seg_tree.query(points, predicate="dwithin", distance=reach)
-            seg_a, seg_b, seg_zone = self._seg_a, self._seg_b, self._seg_zone
-        d = _segment_distance(ux[q], uy[q], seg_a[piece], seg_b[piece])
+            q, seg = self._seg_tree.query(points, predicate="dwithin", distance=reach)
+        d = _segment_distance(ux[q], uy[q], self._seg_a[seg], self._seg_b[seg])
         keep = d <= self.tolerance_m
-        q, zone, d = q[keep].astype(np.int64), seg_zone[piece[keep]], d[keep]
+        q, zone, d = q[keep].astype(np.int64), self._seg_zone[seg[keep]], d[keep]
         key = q * self._n + zone
         order = np.lexsort((d, key))
-        first = order[_first_per_group(key[order])]  # the nearest piece of each (point, zone)
+        first = order[_first_per_group(key[order])]  # the nearest segment of each (point, zone)
         # micrometres: equal distances computed along different segments then tie-break by id
         return q[first], zone[first], np.round(d[first], 6)
 

@@ -322,7 +322,7 @@ async def list_items(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     _principal: Any = Depends(READ_ROLES),
 ) -> Response:
     """A page of features as a GeoJSON FeatureCollection with next/prev links."""

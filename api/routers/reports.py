@@ -93,7 +93,7 @@ def list_reports(
     created_to: datetime | None = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """Reports the caller may see; intake keys bound to a channel see only that channel."""
     filters = ReportFilters.parse(

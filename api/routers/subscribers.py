@@ -302,7 +302,7 @@ def list_subscribers(
     registry: Registry,
     principal: Annotated[Any, Depends(REGISTRY_ROLES)],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """A page of subscribers, oldest first, with the total count."""
     items: list[Subscriber] = registry.list(limit, offset, reveal=is_admin(principal))
