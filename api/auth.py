@@ -8,7 +8,6 @@ admin principal, and startup says so.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from geo_router.errors import AuthenticationError, PermissionDeniedError
+from geo_router.settings import is_loopback_host
 
 __all__ = [
     "ADMIN",
@@ -56,16 +56,6 @@ class OpenPrincipal:
 
 
 OPEN_PRINCIPAL = OpenPrincipal()
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) only accepts local connections."""
-    if host.strip().lower() in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def extract_key(headers: Mapping[str, str]) -> str | None:

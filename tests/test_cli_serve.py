@@ -93,8 +93,8 @@ def test_serve_module_does_not_import_the_web_layer() -> None:
 
 
 def test_helpers() -> None:
-    assert serve_module.is_loopback("localhost")
-    assert not serve_module.is_loopback("10.0.0.1")
+    assert serve_module.is_loopback_host("localhost")
+    assert not serve_module.is_loopback_host("10.0.0.1")
     assert serve_module.base_url("::1", 80) == "http://[::1]:80"
 
 

@@ -7,7 +7,6 @@ its own app from them).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -16,22 +15,12 @@ import typer
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
-from geo_router.settings import Settings
+from geo_router.settings import Settings, is_loopback_host
 
 #: The uvicorn factory that builds the app from the environment.
 APP_FACTORY = "api.main:create_app_from_env"
 
 EXIT_REFUSED = 2
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host.strip().lower() in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def base_url(host: str, port: int) -> str:
@@ -83,7 +72,7 @@ def serve(
         active = count_active_keys(settings)
     except GeoRouterError as exc:
         raise _fail(exc.message) from None
-    loopback = is_loopback(settings.host)
+    loopback = is_loopback_host(settings.host)
     if active == 0 and not loopback:
         raise _fail(
             f"refusing to serve on {settings.host} without API keys: anyone could use it. "
