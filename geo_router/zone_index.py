@@ -324,6 +324,15 @@ def _segment_distance(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarr
     return np.hypot(px - qx, py - qy)
 
 
+def _round_um(metres: float) -> float:
+    """``np.round(metres, 6)`` for one float, bit for bit, without numpy's call overhead.
+
+    numpy rounds to n decimals as ``rint(x * 10**n) / 10**n``; Python's ``round`` also rounds
+    half to even, and its integer result converts back to the same float exactly.
+    """
+    return round(metres * 1e6) / 1e6
+
+
 def _first_per_group(group: np.ndarray) -> np.ndarray:
     """Positions of the first row of each run in a sorted group array."""
     if len(group) == 0:
@@ -364,6 +373,7 @@ class ZoneIndex:
         self._id_rank[np.argsort(np.asarray(layer.ids, dtype=str), kind="stable")] = np.arange(
             self._n
         )
+        self._id_rank_list: list[int] = self._id_rank.tolist()  # scalar path: no numpy boxing
         self._tree = shapely.STRtree(geoms)
         present = geoms[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)]
         bounds = shapely.total_bounds(present) if len(present) else np.zeros(4)
@@ -393,8 +403,11 @@ class ZoneIndex:
         x, y = self._to_utm.transform(coords[:, 0], coords[:, 1])
         xy = np.column_stack([x, y])
         same_line = line_of[:-1] == line_of[1:]
-        self._seg_a = xy[:-1][same_line]
-        self._seg_b = xy[1:][same_line]
+        # one (m, 4) array of segment ends; a and b are views of it, so the scalar path can
+        # fetch a segment with one gather
+        self._seg_ab = np.hstack([xy[:-1][same_line], xy[1:][same_line]])
+        self._seg_a = self._seg_ab[:, :2]
+        self._seg_b = self._seg_ab[:, 2:]
         self._seg_zone = owner[line_of[:-1][same_line]].astype(np.int64)
         self._seg_tree_cache: shapely.STRtree | None = None
 
@@ -461,6 +474,113 @@ class ZoneIndex:
             cand_zone[pos] = res.cand_zone
             cand_dist[pos] = res.cand_dist
         return LayerLookup(primary, status, ptr, cand_zone, cand_dist)
+
+    def lookup_one(self, lon: float, lat: float) -> tuple[int, int, list[tuple[int, float]]]:
+        """Zones of one point with scalar work: the single-request fast path.
+
+        Exactly the answer of ``lookup([lon], [lat])`` (same tie-breaks, same micrometre
+        rounding), without the array machinery: a grid cell inside one zone or outside all
+        answers at once; a mixed cell tests only its own zones and boundary segments.
+
+        Parameters
+        ----------
+        lon, lat
+            One point, EPSG:4326; non-finite values are outside coverage.
+
+        Returns
+        -------
+        tuple
+            ``(primary, status, candidates)``: primary zone row or -1, status index into
+            :data:`geo_router.models.STATUS_CODES`, and ``[(zone_row, distance_m), ...]``,
+            primary first, then by distance, then by zone id.
+        """
+        x, y = float(lon), float(lat)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return -1, _OUTSIDE, []
+        grid = self._grid
+        if grid is None:
+            return self._lookup_one_bulk(x, y)
+        # the same float operations as _Grid.cells; compared before flooring, so a far-off
+        # point never overflows int conversion
+        fx = (x - grid.x0) / grid.cw
+        fy = (y - grid.y0) / grid.ch
+        if not (0.0 <= fx < grid.nx and 0.0 <= fy < grid.ny):
+            return -1, _OUTSIDE, []
+        code = grid.code.item(int(fy) * grid.nx + int(fx))
+        if code >= 0:
+            return code, _INSIDE, [(code, 0.0)]
+        if code == -1:
+            return -1, _OUTSIDE, []
+        return self._resolve_one(x, y, -2 - code)
+
+    def _lookup_one_bulk(self, x: float, y: float) -> tuple[int, int, list[tuple[int, float]]]:
+        """lookup_one through the array path (no grid to shortcut with)."""
+        res = self.lookup(np.array((x,)), np.array((y,)))
+        cands = list(zip(res.cand_zone.tolist(), res.cand_dist_m.tolist(), strict=True))
+        return int(res.primary[0]), int(res.status[0]), cands
+
+    def _resolve_one(
+        self, x: float, y: float, mixed: int
+    ) -> tuple[int, int, list[tuple[int, float]]]:
+        """The exact answer for one point in mixed cell ``mixed`` (scalar twin of _resolve)."""
+        grid = self._grid
+        assert grid is not None
+        lo, hi = grid.mixed_ptr.item(mixed), grid.mixed_ptr.item(mixed + 1)
+        rank = self._id_rank_list
+        covered: dict[int, bool] = {}  # zone -> its interior holds the point
+        zones = grid.mixed_zone[lo:hi].tolist()
+        for z, full in zip(zones, grid.mixed_full[lo:hi].tolist(), strict=True):
+            if full:  # the zone covers the whole cell, beyond the tolerance
+                covered[z] = True
+            elif shapely.intersects_xy(self._geoms[z], x, y):
+                covered[z] = bool(shapely.contains_xy(self._geoms[z], x, y))
+        primary = -1
+        if covered:
+            primary = min(covered, key=lambda z: (not covered[z], rank[z]))
+        cands = [(z, 0.0) for z in covered]
+        for z, d in self._near_one(x, y, mixed).items():
+            if z not in covered:
+                cands.append((z, d))
+        cands.sort(key=lambda c: (c[0] != primary, c[1], rank[c[0]]))
+        status = _OUTSIDE if primary < 0 else _NEAR if len(cands) > 1 else _INSIDE
+        return primary, status, cands
+
+    def _near_one(self, x: float, y: float, mixed: int) -> dict[int, float]:
+        """Zone -> metres (rounded) for boundaries within the tolerance of one point.
+
+        Scalar twin of :func:`_segment_distance` + :meth:`_near_zones` over the segments
+        binned in the point's mixed cell: the same IEEE operations in the same order, numpy's
+        own ``hypot``, and :func:`_round_um`, so the distances are bit-identical.
+        """
+        bins = self._bins
+        if bins is None:
+            return {}
+        lo, hi = bins.ptr.item(mixed), bins.ptr.item(mixed + 1)
+        if hi == lo:
+            return {}
+        seg = bins.segment[lo:hi]
+        ux, uy = self._to_utm.transform(x, y)
+        off_x: list[float] = []
+        off_y: list[float] = []
+        for ax, ay, bx, by in self._seg_ab[seg].tolist():
+            ex, ey = bx - ax, by - ay
+            length2 = ex * ex + ey * ey
+            t = 0.0
+            if length2 > 0:
+                t = min(max(((ux - ax) * ex + (uy - ay) * ey) / length2, 0.0), 1.0)
+            if t >= 1.0:
+                off_x.append(ux - bx)
+                off_y.append(uy - by)
+            else:
+                off_x.append(ux - (ax + t * ex))
+                off_y.append(uy - (ay + t * ey))
+        tolerance = self.tolerance_m
+        near: dict[int, float] = {}
+        for z, d in zip(self._seg_zone[seg].tolist(), np.hypot(off_x, off_y).tolist(), strict=True):
+            # rounding is monotonic, so the nearest rounded distance is the rounded nearest one
+            if d <= tolerance and (d := _round_um(d)) < near.get(z, math.inf):
+                near[z] = d
+        return near
 
     def covers_any(self, lon: Any, lat: Any) -> np.ndarray:
         """Whether any zone covers each point (axis-swap check: ``covers_any(lat, lon)``)."""

@@ -10,12 +10,13 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_router.coords import local_utm
+from geo_router.coords import get_transformer, local_utm
 from geo_router.errors import InvalidGeometryError
-from geo_router.layers import ZoneLayer, make_layer
+from geo_router.layers import ZoneLayer, load_layer, make_layer
 from geo_router.models import STATUS_CODES, LayerLookup, ZoneStatus
+from geo_router.profile import load_profile
 from geo_router.validation import to_utm
-from geo_router.zone_index import ZoneIndex
+from geo_router.zone_index import ZoneIndex, _round_um
 
 SETTINGS = settings(
     # GEO_ROUTER_FUZZ_EXAMPLES=500 for a long local fuzz run
@@ -219,7 +220,126 @@ def test_grid_and_exact_paths_agree(
     b = ZoneIndex(layer, tolerance, grid_cells=256).lookup(pts[:, 0], pts[:, 1])
     for name in ("primary", "status", "cand_ptr", "cand_zone"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    np.testing.assert_allclose(a.cand_dist_m, b.cand_dist_m, atol=1e-9)
+    # Both paths round to the micrometre, but reach it through different float steps: a value
+    # right at a rounding half-way point may land one unit apart.
+    np.testing.assert_allclose(a.cand_dist_m, b.cand_dist_m, rtol=0, atol=1.01e-6)
+
+
+# ---------------------------------------------------------------------------- lookup_one
+
+NON_FINITE_AND_FAR = [
+    (np.nan, 40.5),
+    (-74.0, np.nan),
+    (np.inf, 0.0),
+    (0.0, -np.inf),
+    (np.nan, np.nan),
+    (1e300, -1e300),
+    (-180.0, 90.0),
+]
+
+
+def single_lookup(index: ZoneIndex, lon: float, lat: float) -> tuple[int, int, list]:
+    """The bulk lookup of one point, in lookup_one's shape."""
+    res = index.lookup(np.array([lon]), np.array([lat]))
+    cands = list(zip(res.cand_zone.tolist(), res.cand_dist_m.tolist(), strict=True))
+    return int(res.primary[0]), int(res.status[0]), cands
+
+
+def assert_one_equals_bulk(index: ZoneIndex, points: np.ndarray) -> None:
+    """lookup_one answers exactly (types, order, bits) what lookup does for each point."""
+    for lon, lat in points.tolist():
+        got = index.lookup_one(lon, lat)
+        want = single_lookup(index, lon, lat)
+        assert got == want, f"({lon!r}, {lat!r}): {got} != {want}"
+        primary, status, cands = got
+        assert type(primary) is int and type(status) is int
+        assert all(type(z) is int and type(d) is float for z, d in cands)
+
+
+def at_tolerance(layer: ZoneLayer, index: ZoneIndex, rng: np.random.Generator) -> np.ndarray:
+    """Points off edge midpoints by about the tolerance, measured in the index's UTM."""
+    rings = shapely.get_parts(shapely.boundary(layer.geometries))
+    coords, which = shapely.get_coordinates(rings, return_index=True)
+    same = which[:-1] == which[1:]
+    to_m = get_transformer("EPSG:4326", index._utm)
+    ax, ay = to_m.transform(coords[:-1][same, 0], coords[:-1][same, 1])
+    bx, by = to_m.transform(coords[1:][same, 0], coords[1:][same, 1])
+    mx, my = (ax + bx) / 2, (ay + by) / 2
+    nx, ny = ay - by, bx - ax
+    norm = np.hypot(nx, ny)
+    off = index.tolerance_m * rng.choice([-1.0, 1.0], len(mx)) * (1 + rng.uniform(-1e-9, 1e-9))
+    lon, lat = get_transformer(index._utm, "EPSG:4326").transform(
+        mx + nx / norm * off, my + ny / norm * off
+    )
+    return np.column_stack([lon, lat])
+
+
+@SETTINGS
+@given(coverages(), st.integers(0, 2**32 - 1))
+def test_lookup_one_equals_lookup(
+    case: tuple[ZoneLayer, np.ndarray, float, int | None], seed: int
+) -> None:
+    layer, points, tolerance, grid_cells = case
+    index = ZoneIndex(layer, tolerance, grid_cells=grid_cells)
+    rng = np.random.default_rng(seed)
+    pts = np.vstack([points, at_tolerance(layer, index, rng), NON_FINITE_AND_FAR])
+    assert_one_equals_bulk(index, pts)
+
+
+def test_lookup_one_examples() -> None:
+    layer = two_squares()
+    index = ZoneIndex(layer, 10.0)
+    # inside zone "b" (row 0), far from edges: the grid answers
+    assert index.lookup_one(-74.0 + 2.0**-11, 40.5 + 2.0**-11) == (0, 0, [(0, 0.0)])
+    # on the shared edge: "a" (row 1) wins by id, both at 0 m
+    assert index.lookup_one(-74.0 + 2.0**-10, 40.5 + 2.0**-11) == (1, 1, [(1, 0.0), (0, 0.0)])
+    primary, status, cands = index.lookup_one(-74.0 - 5.5 / 84_400, 40.5 + 2.0**-11)
+    assert (primary, status, [z for z, _ in cands]) == (-1, 2, [0]) and 4 < cands[0][1] < 7
+    assert index.lookup_one(-74.1, 40.5) == (-1, 2, [])
+    assert index.lookup_one(float("nan"), 40.5) == (-1, 2, [])
+    assert index.lookup_one(np.float64(-74.0 + 2.0**-11), np.float32(40.5)) == single_lookup(
+        index, -74.0 + 2.0**-11, float(np.float32(40.5))
+    )
+
+
+def test_lookup_one_without_zones_or_grid() -> None:
+    layer = two_squares()
+    for index in (ZoneIndex(layer, 10.0, grid_cells=0), ZoneIndex(layer, 0.0)):
+        for lon, lat in ((-74.0 + 2.0**-10, 40.5 + 2.0**-11), (-74.0 + 2.0**-12, 40.5)):
+            assert index.lookup_one(lon, lat) == single_lookup(index, lon, lat)
+    empty = ZoneIndex(make_layer("none", [], []), 10.0)
+    assert empty.lookup_one(0.0, 0.0) == (-1, 2, [])
+
+
+@given(st.floats(0.0, 1e4, allow_nan=False) | st.sampled_from([0.5e-6, 2.5e-6, 1.0000005]))
+def test_round_um_is_numpy_round(metres: float) -> None:
+    assert _round_um(metres) == float(np.round(np.array([metres]), 6)[0])
+    half = (np.floor(metres * 1e6) + 0.5) / 1e6  # a halfway case, as far as floats allow
+    assert _round_um(half) == float(np.round(np.array([half]), 6)[0])
+
+
+@pytest.fixture(scope="module")
+def demo_indexes(demo_profile_path) -> dict[str, ZoneIndex]:  # type: ignore[no-untyped-def]
+    """ZoneIndexes of the demo city's layers, as the router builds them."""
+    profile = load_profile(demo_profile_path)
+    return {spec.name: ZoneIndex(load_layer(spec), 10.0) for spec in profile.layers}
+
+
+@pytest.mark.slow
+def test_lookup_one_equals_lookup_on_demo_city(demo_indexes: dict[str, ZoneIndex]) -> None:
+    rng = np.random.default_rng(20240611)
+    for index in demo_indexes.values():
+        geoms = index.layer.geometries
+        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+        pad = 0.05 * (maxx - minx)
+        rand = np.column_stack(
+            [rng.uniform(minx - pad, maxx + pad, 600), rng.uniform(miny - pad, maxy + pad, 600)]
+        )
+        vertices = shapely.get_coordinates(geoms)
+        near = vertices[rng.choice(len(vertices), 300)] + rng.normal(0, 1e-4, (300, 2))
+        pts = np.vstack([rand, vertices[rng.choice(len(vertices), 100)], near])
+        pts = np.vstack([pts, at_tolerance(index.layer, index, rng)[rng.choice(100, 100)]])
+        assert_one_equals_bulk(index, pts)
 
 
 # ---------------------------------------------------------------------------- examples
