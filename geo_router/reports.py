@@ -308,10 +308,21 @@ class Report:
                 data.pop(name, None)
         return data
 
-    def view_for(self, actor: Actor | None) -> dict[str, Any]:
-        """The dict a caller may see: phone fields only for admin and intake keys."""
+    def view_for(self, actor: Actor | None, secrets: Any = None) -> dict[str, Any]:
+        """The dict a caller may see.
+
+        The stored hash and ciphertext never leave the service. Admin and intake keys see the
+        reporter's number as ``reporter_phone`` (decrypted with ``secrets``; masked for
+        intake); every other role sees no phone field at all.
+        """
         role = getattr(actor, "role", None)
-        return self.to_dict(include_private=role in ("admin", "intake"))
+        data = self.to_dict(include_private=False)
+        if role in ("admin", "intake") and secrets is not None and self.reporter_phone_enc:
+            from geo_router.phones import mask_phone
+
+            phone = secrets.decrypt(self.reporter_phone_enc)
+            data["reporter_phone"] = phone if role == "admin" else mask_phone(phone)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
@@ -333,10 +344,10 @@ class Page:
     limit: int
     offset: int
 
-    def view_for(self, actor: Actor | None) -> dict[str, Any]:
-        """JSON-ready page as ``actor`` may see it."""
+    def view_for(self, actor: Actor | None, secrets: Any = None) -> dict[str, Any]:
+        """JSON-ready page as ``actor`` may see it (see :meth:`Report.view_for`)."""
         return {
-            "items": [item.view_for(actor) for item in self.items],
+            "items": [item.view_for(actor, secrets) for item in self.items],
             "total": self.total,
             "limit": self.limit,
             "offset": self.offset,

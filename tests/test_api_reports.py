@@ -97,10 +97,13 @@ def test_analysts_never_see_phone_fields(api: dict[str, Any]) -> None:
     client = api["client"]
     body = _body(api, reporter_phone="0813-1111-2222")
     report = client.post("/v1/reports", json=body, headers=_h(api, "call")).json()
-    assert report["reporter_phone_hash"] and report["reporter_phone_enc"]
+    # The stored hash and ciphertext never leave the service; intake sees a masked number.
+    assert "reporter_phone_hash" not in report and "reporter_phone_enc" not in report
+    assert report["reporter_phone"] == "+62813****2222"
     assert "unregistered_caller" in report["flags"]
     seen = client.get(f"/v1/reports/{report['id']}", headers=_h(api, "analyst")).json()
     assert "reporter_phone_hash" not in seen and "reporter_phone_enc" not in seen
+    assert "reporter_phone" not in seen
     listed = client.get("/v1/reports", headers=_h(api, "analyst")).json()
     assert listed["items"] and all("reporter_phone_hash" not in i for i in listed["items"])
     assert "+6281311112222" not in str(listed)

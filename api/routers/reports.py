@@ -75,7 +75,9 @@ def create_report(
     """
     report = service.create(body, actor=actor, idempotency_key=idempotency_key)
     return json_response(
-        report.view_for(actor), 201, headers={"Location": f"/v1/reports/{report.id}"}
+        report.view_for(actor, service.secrets),
+        201,
+        headers={"Location": f"/v1/reports/{report.id}"},
     )
 
 
@@ -107,7 +109,7 @@ def list_reports(
         limit=limit,
         offset=offset,
     )
-    return json_response(service.list(filters, actor=actor).view_for(actor))
+    return json_response(service.list(filters, actor=actor).view_for(actor, service.secrets))
 
 
 @router.get("/{report_id}", summary="One report with its routing decision")
@@ -115,7 +117,7 @@ def get_report(
     report_id: str, actor: Annotated[Any, Depends(READ_ROLES)], service: Service
 ) -> Response:
     """The stored report; 404 for unknown ids and for another channel's reports."""
-    return json_response(service.get(report_id, actor=actor).view_for(actor))
+    return json_response(service.get(report_id, actor=actor).view_for(actor, service.secrets))
 
 
 @router.patch("/{report_id}", summary="Change a report's status")
@@ -129,7 +131,7 @@ def update_report(
     report = service.update_status(
         report_id, body.status, resolution=body.resolution, note=body.note, actor=actor
     )
-    return json_response(report.view_for(actor))
+    return json_response(report.view_for(actor, service.secrets))
 
 
 @router.get("/{report_id}/history", summary="Every status change of a report")
