@@ -7,13 +7,16 @@ their shape through ``responses={200: {"model": ...}}`` instead.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import orjson
 from starlette.responses import JSONResponse, Response
 
-from geo_router.models import STATUS_CODES, BulkRoute, LayerLookup, NearestLookup, ZoneStatus
+from geo_router.models import STATUS_CODES, BulkRoute, LayerLookup, ZoneStatus
 
 __all__ = [
     "GEOJSON_MEDIA_TYPE",
@@ -137,8 +140,12 @@ def route_result_dict(result: Any, request_id: str | None) -> dict[str, Any]:
 #
 # A batch answer is assembled as an (n rows x m pieces) grid of pre-encoded byte fragments
 # that is joined once. Whatever depends only on a zone or a facility (ids, the whole answer
-# of a point plainly inside one zone) is encoded once per zone and picked by fancy indexing;
-# only distances and bearings are formatted per row, by one orjson call per column.
+# of a point plainly inside one zone, the keys and brackets around them) is encoded once per
+# zone / facility and picked by fancy indexing; only distances and bearings are formatted per
+# row, by one orjson call per responder column. Constants are folded into the neighbouring
+# fragments, and rows plain in every layer take their whole zones part from one pre-joined
+# combination, so a row of 4 layers and 3 facility types (k=1) is 8 pieces; the join is what
+# costs, per piece.
 
 
 def _object_array(items: list[bytes]) -> np.ndarray:
@@ -152,14 +159,18 @@ _INSIDE = STATUS_CODES.index(ZoneStatus.INSIDE)
 _OUTSIDE = STATUS_CODES.index(ZoneStatus.OUTSIDE_COVERAGE)
 _INVALID = STATUS_CODES.index(ZoneStatus.INVALID)
 _STATUS_TOKENS = _object_array([orjson.dumps(str(s)) for s in STATUS_CODES])
-_WARNING_TOKENS = _object_array(
-    [
-        b"[]",
-        b'["outside_coverage"]',
-        b'["possible_axis_swap"]',
-        b'["outside_coverage","possible_axis_swap"]',
-    ]
+_ROW_OPEN = b'{"zones":{'
+_WARNINGS = (
+    b"[]",
+    b'["outside_coverage"]',
+    b'["possible_axis_swap"]',
+    b'["outside_coverage","possible_axis_swap"]',
 )  # indexed by 2 * axis_swap + outside (of every layer), in the order Router.route uses
+#: The row's tail after the last responder list (or after the zones when no facility type).
+_TAIL_AFTER_RESPONDERS = _object_array([b']},"warnings":' + w + b"}," for w in _WARNINGS])
+_TAIL_NO_RESPONDERS = _object_array(
+    [b'},"responders":{},"warnings":' + w + b"}," for w in _WARNINGS]
+)
 
 
 def float_tokens(values: np.ndarray, decimals: int = 1) -> np.ndarray:
@@ -170,11 +181,24 @@ def float_tokens(values: np.ndarray, decimals: int = 1) -> np.ndarray:
     return _object_array(text[1:-1].split(b","))
 
 
-class _LayerFragments:
-    """One layer's per-zone fragments: the id, a candidate, the whole plain-inside answer."""
+def _distance_bearing_tokens(dist: np.ndarray, bearing: np.ndarray) -> np.ndarray:
+    """Per row ``<metres>,"bearing_deg":<degrees>}`` (1 decimal), from one orjson call."""
+    pairs = np.round(np.column_stack((dist, bearing)).astype(np.float64, copy=False), 1)
+    text = orjson.dumps(pairs, option=_OPTIONS)  # b'[[d,b],[d,b]]'; NaN -> null
+    # row breaks become "}|" before the pair commas become the bearing key; numbers and null
+    # hold neither "," nor "|"
+    text = text[2:-2].replace(b"],[", b"}|").replace(b",", b',"bearing_deg":')
+    return _object_array((text + b"}").split(b"|"))
 
-    def __init__(self, name: str, ids: np.ndarray, first: bool) -> None:
-        key = (b"" if first else b",") + orjson.dumps(name)
+
+class _LayerFragments:
+    """One layer's per-zone fragments: the id, a candidate, the whole plain-inside answer.
+
+    ``prefix`` opens the layer's entry: the row opening for the first layer, else a comma.
+    """
+
+    def __init__(self, name: str, ids: np.ndarray, prefix: bytes) -> None:
+        key = prefix + orjson.dumps(name)
         encoded = [orjson.dumps(str(v)) for v in ids.tolist()]
         self.id_json = _object_array([*encoded, b"null"])  # row -1 -> null
         self.candidate = _object_array([b'{"id":' + e + b',"distance_m":' for e in encoded])
@@ -191,23 +215,30 @@ class _LayerFragments:
         )
         self.head = key + b':{"id":'
         self.outside_empty = key + b':{"id":null,"status":"outside_coverage","candidates":[]}'
+        self.simple = _object_array([*self.inside.tolist(), self.outside_empty])
 
 
 class _FacilityFragments:
-    """One facility set's per-facility entry openings (first entry, later entries)."""
+    """One facility set's entry openings for one responder column, indexed by row (-1 last).
 
-    def __init__(self, ids: np.ndarray) -> None:
+    Column 0 carries the list opening (``opener``: the key of the type, after the zones or
+    the previous type); row -1 there is the opening alone, in later columns nothing.
+    """
+
+    def __init__(self, ids: np.ndarray, opener: bytes | None) -> None:
         encoded = [orjson.dumps(str(v)) for v in ids.tolist()]
-        self.first = _object_array([b'{"id":' + e + b',"distance_m":' for e in encoded] + [b""])
-        self.later = _object_array([b',{"id":' + e + b',"distance_m":' for e in encoded] + [b""])
+        lead = b',{"id":' if opener is None else opener + b'{"id":'
+        self.entry = _object_array(
+            [lead + e + b',"distance_m":' for e in encoded] + [opener or b""]
+        )
 
 
-_FRAGMENT_CACHE: dict[tuple[int, str, bool], tuple[Any, Any]] = {}
+_FRAGMENT_CACHE: dict[tuple[int, str, bytes], tuple[Any, Any]] = {}
 
 
-def _cached(owner: Any, name: str, first: bool, build: Any) -> Any:
-    """Fragments for a ZoneLayer / FacilitySet, built once per loaded object."""
-    key = (id(owner), name, first)
+def _cached(owner: Any, name: str, variant: bytes, build: Any) -> Any:
+    """Fragments for a ZoneLayer / FacilitySet, built once per loaded object and variant."""
+    key = (id(owner), name, variant)
     hit = _FRAGMENT_CACHE.get(key)
     if hit is not None and hit[0] is owner:
         return hit[1]
@@ -218,67 +249,114 @@ def _cached(owner: Any, name: str, first: bool, build: Any) -> Any:
     return frags
 
 
-def _layer_column(name: str, lookup: LayerLookup, layer: Any, first: bool) -> np.ndarray:
-    """Each row's ``"name":{"id":..,"status":..,"candidates":[..]}`` as one fragment."""
+def _candidate_lists(
+    frags: _LayerFragments, lookup: LayerLookup, starts: np.ndarray, counts: np.ndarray
+) -> list[bytes]:
+    """The comma-joined candidate entries of the given rows (few: near a boundary)."""
+    total = int(counts.sum())
+    if total == 0:
+        return [b""] * counts.size
+    ends = np.cumsum(counts)
+    pos = np.repeat(starts - (ends - counts), counts) + np.arange(total)
+    pieces = (
+        frags.candidate[lookup.cand_zone[pos]] + float_tokens(lookup.cand_dist_m[pos]) + b"}"
+    ).tolist()
+    return [b",".join(pieces[a:b]) for a, b in pairwise([0, *ends.tolist()])]
+
+
+@dataclass(frozen=True, slots=True)
+class _LayerRows:
+    """One layer of a batch, classified per row.
+
+    ``code`` is the row's zone for a point plainly inside it, ``size`` (the slot of the
+    empty outside answer) for a point outside with no candidate, -1 otherwise; ``other``
+    holds the full fragment of the -1 rows that are valid (near a boundary, or outside but
+    within the tolerance of a zone), None elsewhere.
+    """
+
+    simple: np.ndarray  #: per zone the plain-inside fragment, then the empty-outside one
+    size: int
+    code: np.ndarray
+    other: np.ndarray
+
+
+def _layer_rows(name: str, lookup: LayerLookup, layer: Any, prefix: bytes) -> _LayerRows:
+    """Classify the rows of one layer and encode the few that are not plain."""
     frags: _LayerFragments = _cached(
-        layer, name, first, lambda: _LayerFragments(name, np.asarray(layer.ids), first)
+        layer, name, prefix, lambda: _LayerFragments(name, np.asarray(layer.ids), prefix)
     )
+    size = len(frags.inside)
     ptr = lookup.cand_ptr
     counts = np.diff(ptr)
     starts = ptr[:-1]
     primary = lookup.primary
     status = lookup.status
-    out = np.full(counts.size, frags.outside_empty, dtype=object)
     plain = (status == _INSIDE) & (counts == 1)
     rows = np.flatnonzero(plain)
     single = starts[rows]
     same = (lookup.cand_zone[single] == primary[rows]) & (lookup.cand_dist_m[single] == 0.0)
     plain[rows[~same]] = False  # only "inside, one candidate: itself at 0 m" is pre-encoded
-    out[plain] = frags.inside[primary[plain]]
     empty_outside = (status == _OUTSIDE) & (counts == 0)
-    other = np.flatnonzero(~plain & ~empty_outside & (status != _INVALID))
-    if other.size:  # near a boundary, or outside but within tolerance: few rows
-        cand = (
-            frags.candidate[lookup.cand_zone] + float_tokens(lookup.cand_dist_m) + b"}"
-            if lookup.cand_zone.size
-            else np.empty(0, dtype=object)
+    code = np.where(plain, primary, np.where(empty_outside, size, -1)).astype(np.int64)
+    other_rows = np.flatnonzero(~plain & ~empty_outside & (status != _INVALID))
+    other = np.empty(counts.size, dtype=object)
+    if other_rows.size:  # near a boundary, or outside but within tolerance: few rows
+        listed = _candidate_lists(frags, lookup, starts[other_rows], counts[other_rows])
+        other[other_rows] = (
+            frags.head
+            + frags.id_json[primary[other_rows]]
+            + b',"status":'
+            + _STATUS_TOKENS[status[other_rows]]
+            + b',"candidates":['
+            + _object_array(listed)
+            + b"]}"
         )
-        pieces = frags.id_json[primary[other]].tolist()
-        codes = _STATUS_TOKENS[status[other]].tolist()
-        for j, i in enumerate(other.tolist()):
-            listed = b",".join(cand[starts[i] : starts[i] + counts[i]].tolist())
-            out[i] = (
-                frags.head
-                + pieces[j]
-                + b',"status":'
-                + codes[j]
-                + b',"candidates":['
-                + listed
-                + b"]}"
-            )
-    return out
+    return _LayerRows(frags.simple, size, code, other)
 
 
-def _responder_columns(ftype: str, nearest: NearestLookup, fs: Any) -> list[Any]:
-    """Pieces of ``"type":[{"id":..,"distance_m":..,"bearing_deg":..}, ...]`` per row.
+def _zones_column(bulk: BulkRoute, layers: dict[str, Any]) -> np.ndarray:
+    """Each row's zone entries (the row opening included) as one fragment.
 
-    Five pieces per responder: opening (with the id), distance, a constant, bearing, ``}``;
-    an absent responder (index -1) is blanked by the caller via the returned masks.
+    Rows plain in every layer (inside one zone, or outside with no candidate) repeat a few
+    combinations of zones: each combination is joined once and picked by its index. The
+    other rows are concatenated layer by layer. Invalid rows are left None (the caller
+    replaces them).
     """
-    frags: _FacilityFragments = _cached(
-        fs, ftype, True, lambda: _FacilityFragments(np.asarray(fs.ids))
-    )
-    cols: list[Any] = []
-    for j in range(nearest.index.shape[1]):
-        idx = nearest.index[:, j]
-        cols += [
-            (frags.first if j == 0 else frags.later)[idx],
-            float_tokens(nearest.distance_m[:, j]),
-            b',"bearing_deg":',
-            float_tokens(nearest.bearing_deg[:, j]),
-            b"}",
-        ]
-    return cols
+    n = bulk.n
+    parts = [
+        _layer_rows(name, bulk.layers[name], layer, _ROW_OPEN if i == 0 else b",")
+        for i, (name, layer) in enumerate(layers.items())
+    ]
+    simple = np.ones(n, dtype=bool)
+    key = np.zeros(n, dtype=np.int64)
+    if math.prod(part.size + 1 for part in parts) < 2**62:  # else no int64 key: no shortcut
+        stride = 1
+        for part in parts:
+            simple &= part.code >= 0
+            key += part.code * stride
+            stride *= part.size + 1
+    else:
+        simple[:] = False
+    out = np.empty(n, dtype=object)
+    rows = np.flatnonzero(simple)
+    if rows.size:
+        combos, which = np.unique(key[rows], return_inverse=True)
+        columns, stride = [], 1
+        for part in parts:
+            columns.append(part.simple[(combos // stride) % (part.size + 1)].tolist())
+            stride *= part.size + 1
+        out[rows] = _object_array([b"".join(c) for c in zip(*columns, strict=True)])[which]
+    rest = np.flatnonzero(~simple & np.asarray(bulk.valid, dtype=bool))
+    if rest.size:
+        joined: Any = b""
+        for part in parts:
+            code = part.code[rest]
+            piece = part.other[rest]
+            plain = code >= 0
+            piece[plain] = part.simple[code[plain]]
+            joined = joined + piece
+        out[rest] = joined
+    return out
 
 
 def encode_batch_rows(
@@ -306,32 +384,37 @@ def encode_batch_rows(
     n = bulk.n
     if n == 0:
         return b""
-    columns: list[Any] = [b'{"zones":{']
+    columns: list[Any] = [_zones_column(bulk, layers) if layers else _ROW_OPEN]
     outside = np.ones(n, dtype=bool)
-    for i, (name, layer) in enumerate(layers.items()):
-        lookup = bulk.layers[name]
-        columns.append(_layer_column(name, lookup, layer, first=i == 0))
-        outside &= lookup.status == _OUTSIDE
-    absent: list[tuple[int, np.ndarray]] = []  # (first column, rows) of missing responders
-    opener = b'},"responders":{'
+    for name in layers:
+        outside &= bulk.layers[name].status == _OUTSIDE
+    absent: list[tuple[int, np.ndarray]] = []  # (value column, rows) of missing responders
     for i, (ftype, fs) in enumerate(facilities.items()):
         nearest = bulk.nearest[ftype]
-        columns.append(opener + (b"," if i else b"") + orjson.dumps(ftype) + b":[")
-        start = len(columns)
-        columns += _responder_columns(ftype, nearest, fs)
+        opener = (b'},"responders":{' if i == 0 else b"],") + orjson.dumps(ftype) + b":["
         for j in range(nearest.index.shape[1]):
-            missing = np.flatnonzero(nearest.index[:, j] < 0)
+            variant = opener if j == 0 else b""
+            frags: _FacilityFragments = _cached(
+                fs,
+                ftype,
+                variant,
+                lambda fs=fs, v=variant: _FacilityFragments(np.asarray(fs.ids), v or None),
+            )
+            idx = nearest.index[:, j]
+            columns.append(frags.entry[idx])  # index -1 picks the last entry
+            columns.append(
+                _distance_bearing_tokens(nearest.distance_m[:, j], nearest.bearing_deg[:, j])
+            )
+            missing = np.flatnonzero(idx < 0)
             if missing.size:
-                absent.append((start + 5 * j, missing))
-        opener = b"]"
-    columns.append(opener + b'},"warnings":' if facilities else b'},"responders":{},"warnings":')
-    columns.append(_WARNING_TOKENS[2 * np.asarray(bulk.axis_swap, dtype=np.intp) + outside])
-    columns.append(b"},")
+                absent.append((len(columns) - 1, missing))
+    tail = _TAIL_AFTER_RESPONDERS if facilities else _TAIL_NO_RESPONDERS
+    columns.append(tail[2 * np.asarray(bulk.axis_swap, dtype=np.intp) + outside])
     grid = np.empty((n, len(columns)), dtype=object)
     for j, col in enumerate(columns):
         grid[:, j] = col
-    for first_col, rows in absent:
-        grid[rows, first_col : first_col + 5] = b""
+    for col_j, rows in absent:
+        grid[rows, col_j] = b""
     bad = np.flatnonzero(~np.asarray(bulk.valid, dtype=bool))
     if bad.size:
         why = reasons if reasons is not None else bulk.reasons

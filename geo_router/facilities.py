@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,12 +57,16 @@ _CHORD2_EPS = 1e-15  # absolute slack in squared chord from 2 - 2 cos (about 0.2
 # m R = a (1 - e^2) = 6335439.327 m, rounded down (relative slack 5e-8) for float rounding.
 _MIN_METRES_PER_RADIAN = 6335439.0
 _GEODESIC_EPS_M = 1e-6  # absolute slack on g_k (Geod.inv is accurate to ~15 nanometres)
-#: cKDTree.query threads. Measured on 2 cores (1M points, k=2): workers=-1 was no faster in
-#: wall time and spent its gain in thread start-up and lock waits, so queries stay on one.
+#: cKDTree.query threads. Measured on 2 cores (1M points, k=2): workers=-1 cut wall time by a
+#: quarter on an idle machine for +45% CPU (thread start-up, lock waits) and was slower under
+#: load; bulk routing keeps the second core for its helper thread, so queries stay on one.
 _KD_WORKERS = 1
 
 #: Brute force beats a tree walk for small sets when routing one point (numpy call overheads).
 _BRUTE_FORCE_MAX = 4096
+#: Up to this many facilities, scanning the dot products as a Python list beats numpy's
+#: per-call overheads (partition + nonzero) for one point.
+_PY_SCAN_MAX = 64
 
 
 def unit_xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -69,6 +75,65 @@ def unit_xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     phi = np.radians(np.asarray(lat, dtype=np.float64))
     cos_phi = np.cos(phi)
     return np.column_stack((cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)))
+
+
+def _inverse(
+    lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Geodesic metres and bearings in [0, 360) of 1-D float64 arrays (all four overwritten).
+
+    Large inputs are split in two: pyproj's loop runs without the GIL, so the second half
+    goes to a helper thread while this one computes the first.
+    """
+    n = lon1.size
+    if n >= SPLIT_GEODESICS_MIN and _CPUS > 1:
+        half = n // 2
+        rest = _geodesic_helper().submit(
+            _inverse_inplace, lon1[half:], lat1[half:], lon2[half:], lat2[half:]
+        )
+        try:
+            _inverse_inplace(lon1[:half], lat1[:half], lon2[:half], lat2[:half])
+        finally:
+            rest.result()
+    else:
+        _inverse_inplace(lon1, lat1, lon2, lat2)
+    bearing = np.mod(lon1, 360.0, out=lon1)  # pyproj wrote the azimuths over lon1
+    bearing[bearing >= 360.0] = 0.0  # -1e-17 mod 360 rounds to 360
+    return lon2, bearing  # and the distances over lon2
+
+
+def _inverse_inplace(
+    lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
+) -> None:
+    """Geod.inv leaving the azimuths in ``lon1`` and the distances in ``lon2``."""
+    az, _, dist = coords.GEOD.inv(lon1, lat1, lon2, lat2, inplace=True)
+    if az is not lon1:  # pyproj had to copy (not contiguous float64): write back
+        lon1[:] = az
+    if dist is not lon2:
+        lon2[:] = dist
+
+
+#: Bulk geodesics of at least this many pairs are split over two threads (below it, the
+#: hand-off costs more than it saves; the 10,000-point batch path stays on one thread).
+SPLIT_GEODESICS_MIN = 200_000
+_CPUS = os.cpu_count() or 1
+_GEODESIC_POOL: ThreadPoolExecutor | None = None
+_GEODESIC_LOCK = threading.Lock()
+
+
+def _geodesic_helper() -> ThreadPoolExecutor:
+    """The one helper thread for split geodesics, started on first use."""
+    global _GEODESIC_POOL
+    with _GEODESIC_LOCK:
+        if _GEODESIC_POOL is None:
+            _GEODESIC_POOL = ThreadPoolExecutor(1, thread_name_prefix="geo-router-geodesic")
+        return _GEODESIC_POOL
+
+
+def _bearing(az: float) -> float:
+    """A forward azimuth as a bearing in [0, 360)."""
+    az %= 360.0
+    return 0.0 if az >= 360.0 else az  # -1e-17 % 360 rounds to 360
 
 
 def _chord_limit_scalar(chord_k: float) -> float:
@@ -349,21 +414,31 @@ class StaticNearestIndex:
             (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
         )
         if k_eff < n:
-            dot_k = float(np.partition(dots, n - k_eff)[n - k_eff])
+            if n <= _PY_SCAN_MAX:
+                listed = dots.tolist()
+                dot_k = sorted(listed)[n - k_eff]
+            else:
+                part = dots.copy()
+                part.partition(n - k_eff)
+                dot_k = part.item(n - k_eff)
             # 2 - 2 cos is exact to ~1e-15 in squared chord: widen by that before the ratio
             chord_k = math.sqrt(max(2.0 - 2.0 * dot_k, 0.0) + _CHORD2_EPS)
             limit = _chord_limit_scalar(chord_k)
-            cand = np.flatnonzero(dots >= 1.0 - (limit * limit + _CHORD2_EPS) / 2.0).tolist()
+            cut = 1.0 - (limit * limit + _CHORD2_EPS) / 2.0
+            if n <= _PY_SCAN_MAX:
+                cand = [j for j, dot in enumerate(listed) if dot >= cut]
+            else:
+                cand = (dots >= cut).nonzero()[0].tolist()
         else:
-            cand = list(range(n))
+            cand = range(n)
         inv = coords.GEOD.inv
         lons, lats, rank = self._lon_list, self._lat_list, self._id_rank_list
         ranked = []
         for j in cand:
             az, _, dist = inv(lon, lat, lons[j], lats[j])
-            ranked.append((dist, rank[j], j, az % 360.0))
+            ranked.append((dist, rank[j], j, az))
         ranked.sort()
-        return [(j, dist, az) for dist, _rank, j, az in ranked[:k_eff]]
+        return [(j, dist, _bearing(az)) for dist, _rank, j, az in ranked[:k_eff]]
 
     def _nearest_one(self, lon: float, lat: float, k: int) -> NearestLookup:
         """One point through :meth:`nearest_one`, as a NearestLookup."""
@@ -408,14 +483,13 @@ class StaticNearestIndex:
         """Metres and bearings from each point to its facilities ``fac`` (n, w) -> (n, w)."""
         w = fac.shape[1]
         flat = fac.ravel()
-        az, _, dist = coords.GEOD.inv(
+        dist, bearing = _inverse(
             np.repeat(lon, w) if w > 1 else lon.copy(),
             np.repeat(lat, w) if w > 1 else lat.copy(),
             self.facilities.lon[flat],
             self.facilities.lat[flat],
-            inplace=True,  # the four arrays are fresh copies: let pyproj write into them
         )
-        return dist.reshape(fac.shape), np.mod(az, 360.0, out=az).reshape(fac.shape)
+        return dist.reshape(fac.shape), bearing.reshape(fac.shape)
 
     def _sort_rows(
         self, idx: np.ndarray, dist: np.ndarray, bearing: np.ndarray, k: int
@@ -442,10 +516,9 @@ class StaticNearestIndex:
         dist = np.full(idx.shape, np.inf)
         bearing = np.full(idx.shape, np.nan)
         fac = idx[found]
-        d, b = coords.geodesic_inverse(
+        dist[found], bearing[found] = _inverse(
             lon[rows[found]], lat[rows[found]], self.facilities.lon[fac], self.facilities.lat[fac]
         )
-        dist[found], bearing[found] = d, b
         rank = np.full(idx.shape, np.iinfo(np.int64).max)
         rank[found] = self._id_rank[fac]
         order = np.lexsort((rank, dist), axis=1)[:, :k_eff]
@@ -664,6 +737,6 @@ class DynamicNearestIndex:
         for row in self._tree.intersection(box):
             if self._chord(row, p) <= limit:
                 az, _, dist = inv(lon, lat, self._lon[row], self._lat[row])
-                ranked.append((dist, self._ids[row], row, az % 360.0))
+                ranked.append((dist, self._ids[row], row, _bearing(az)))
         ranked.sort()
         return ranked[:k]

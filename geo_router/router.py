@@ -10,7 +10,9 @@ never make one answer mix two versions.
 from __future__ import annotations
 
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,7 +93,7 @@ class _PointLayer:
     names: list[str | None]
     inside: list[Candidate]  #: per zone, the candidate "this zone, 0 m" (immutable, shared)
     index: ZoneIndex
-    lookup_one: Any  #: ``index.lookup_one`` when the index has it, else None
+    lookup_one: Any  #: ``index.lookup_one`` when the index has it, else None (array lookup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +211,8 @@ def _facility_table(fs: FacilitySet) -> _FacilityTable:
 
 def _point_layer(name: str, table: _LayerTable, index: ZoneIndex) -> _PointLayer:
     inside = [Candidate(zid, zname, 0.0) for zid, zname in zip(table.ids, table.names, strict=True)]
-    # The scalar fast path is used when the zone index offers one (see _lookup_one).
+    # The scalar fast path ``lookup_one(lon, lat) -> (primary, status, [(zone, metres)])`` is
+    # used when the zone index offers it; otherwise _lookup_array gives the same answer.
     one = getattr(index, "lookup_one", None)
     return _PointLayer(name, table.version, table.ids, table.names, inside, index, one)
 
@@ -369,6 +372,52 @@ def _scalar_point(lon: Any, lat: Any) -> tuple[float, float]:
     return coords.require_lonlat(lon, lat)
 
 
+def _checked_points(
+    lon: Any, lat: Any
+) -> tuple[np.ndarray, list[str | None], np.ndarray, np.ndarray]:
+    """(valid, reasons, lon, lat as float arrays) of bulk input.
+
+    Numeric arrays that are all finite and in range (the usual batch) skip the per-row
+    checker; anything else goes through :func:`coords.check_lonlat` for its reasons.
+    """
+    lon_a, lat_a = np.atleast_1d(np.asarray(lon)), np.atleast_1d(np.asarray(lat))
+    if lon_a.dtype.kind in "fiu" and lat_a.dtype.kind in "fiu" and lon_a.shape == lat_a.shape:
+        lon_f = lon_a.astype(np.float64, copy=False).ravel()
+        lat_f = lat_a.astype(np.float64, copy=False).ravel()
+        with np.errstate(invalid="ignore"):
+            fine = bool(
+                (np.abs(lon_f) <= 180.0).all() and (np.abs(lat_f) <= 90.0).all()
+            )  # NaN fails the comparison, inf exceeds the range
+        if fine:
+            return np.ones(lon_f.size, dtype=bool), [None] * lon_f.size, lon_f, lat_f
+    valid, reasons = coords.check_lonlat(lon, lat)
+    valid = np.asarray(valid, dtype=bool).ravel()
+    return valid, list(reasons), _as_float_array(lon), _as_float_array(lat)
+
+
+def _nearest_many(
+    snap: CitySnapshot, kinds: list[str], lon: np.ndarray, lat: np.ndarray, k: int
+) -> dict[str, NearestLookup]:
+    """Bulk nearest of several facility types (valid points only)."""
+    return {kind: snap.nearest[kind].nearest(lon, lat, k) for kind in kinds}
+
+
+#: Bulk routing of at least this many points ranks facilities on a helper thread meanwhile.
+PARALLEL_MIN_POINTS = 2048
+_CPUS = os.cpu_count() or 1
+_HELPER_POOL: ThreadPoolExecutor | None = None
+_HELPER_LOCK = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    """The one helper thread of bulk routing, started on first use."""
+    global _HELPER_POOL
+    with _HELPER_LOCK:
+        if _HELPER_POOL is None:
+            _HELPER_POOL = ThreadPoolExecutor(1, thread_name_prefix="geo-router-bulk")
+        return _HELPER_POOL
+
+
 def _as_float_array(values: Any) -> np.ndarray:
     """Values as a 1-D float64 array, NaN where they are not numbers."""
     arr = np.atleast_1d(np.asarray(values))
@@ -470,9 +519,13 @@ class Router:
             old, self._snapshot = self._snapshot, new_snapshot
         return old
 
-    def category(self, code: str) -> CategoryRoute:
-        """What category ``code`` routes to; UnknownCategoryError listing the known codes."""
-        return _category(self._snapshot, code)
+    def category(self, code: str, *, snapshot: CitySnapshot | None = None) -> CategoryRoute:
+        """What category ``code`` routes to; UnknownCategoryError listing the known codes.
+
+        ``snapshot`` answers from that snapshot instead of the current one (to keep one
+        version across a request that also calls :meth:`route_many` with it).
+        """
+        return _category(snapshot if snapshot is not None else self._snapshot, code)
 
     # -- one point ----------------------------------------------------------------------
 
@@ -540,20 +593,31 @@ class Router:
         snap = snapshot if snapshot is not None else self._snapshot
         k = _check_k(k)
         kinds = _responder_types(snap, responder_types)
-        valid, reasons = coords.check_lonlat(lon, lat)
-        valid = np.asarray(valid, dtype=bool).ravel()
-        lon_f, lat_f = _as_float_array(lon), _as_float_array(lat)
+        valid, reasons, lon_f, lat_f = _checked_points(lon, lat)
         n = valid.size
         rows = np.flatnonzero(valid)
         every = rows.size == n
         vlon, vlat = (lon_f, lat_f) if every else (lon_f[rows], lat_f[rows])
-        layers: dict[str, LayerLookup] = {}
-        for name, index in snap.zone_indexes.items():
-            sub = index.lookup(vlon, vlat)
-            layers[name] = sub if every else _scatter_layer(sub, rows, n)
+        # The geodesics of the nearest step run in C without the GIL: a helper thread ranks
+        # about half of the facility types while this one looks up the zones.
+        parallel = rows.size >= PARALLEL_MIN_POINTS and len(kinds) > 1 and _CPUS > 1
+        helper_kinds = kinds[: (len(kinds) + 1) // 2] if parallel else []
+        pending = (
+            _helper().submit(_nearest_many, snap, helper_kinds, vlon, vlat, k)
+            if helper_kinds
+            else None
+        )
+        try:
+            layers: dict[str, LayerLookup] = {}
+            for name, index in snap.zone_indexes.items():
+                sub = index.lookup(vlon, vlat)
+                layers[name] = sub if every else _scatter_layer(sub, rows, n)
+            own = _nearest_many(snap, kinds[len(helper_kinds) :], vlon, vlat, k)
+        finally:
+            found = pending.result() if pending is not None else {}
         nearest: dict[str, NearestLookup] = {}
         for kind in kinds:
-            sub_n = snap.nearest[kind].nearest(vlon, vlat, k)
+            sub_n = found[kind] if kind in found else own[kind]
             nearest[kind] = sub_n if every else _scatter_nearest(sub_n, rows, n, k)
         outside = np.ones(n, dtype=bool)
         for lookup in layers.values():
@@ -561,7 +625,7 @@ class Router:
         return SnapshotBulkRoute(
             n=n,
             valid=valid,
-            reasons=list(reasons),
+            reasons=reasons,
             layers=layers,
             nearest=nearest,
             axis_swap=_axis_swap_mask(snap, lon_f, lat_f, outside),
@@ -715,31 +779,11 @@ def _responder_types(snap: CitySnapshot, requested: list[str] | None) -> list[st
     return list(dict.fromkeys(requested))
 
 
-def _lookup_one(layer: _PointLayer, lon: float, lat: float) -> tuple[int, int, list, list]:
-    """(status, primary, candidate rows, candidate metres) of one point in one layer.
-
-    Uses ``ZoneIndex.lookup_one(lon, lat)`` when present. It may answer a one-row
-    :class:`LayerLookup` (or any object with its fields) or a tuple in LayerLookup field order
-    without ``cand_ptr``: ``(primary, status, cand_zone, cand_dist_m)`` as scalars and lists.
-    """
-    if layer.lookup_one is None:
-        lk = layer.index.lookup(np.array((lon,)), np.array((lat,)))
-        return _one_row(lk.primary, lk.status, lk.cand_zone, lk.cand_dist_m)
-    got = layer.lookup_one(lon, lat)
-    if isinstance(got, tuple):
-        return _one_row(*got)
-    return _one_row(got.primary, got.status, got.cand_zone, got.cand_dist_m)
-
-
-def _one_row(primary: Any, status: Any, zones: Any, dists: Any) -> tuple[int, int, list, list]:
-    """Normalize one point's lookup (numpy one-row arrays or plain values) to ints and lists."""
-    if isinstance(primary, np.ndarray):
-        primary = primary[0]
-    if isinstance(status, np.ndarray):
-        status = status[0]
-    zones = zones.tolist() if isinstance(zones, np.ndarray) else list(zones)
-    dists = dists.tolist() if isinstance(dists, np.ndarray) else list(dists)
-    return int(status), int(primary), zones, dists
+def _lookup_array(index: ZoneIndex, lon: float, lat: float) -> tuple[int, int, list]:
+    """``ZoneIndex.lookup_one``'s answer through the array lookup (indexes without it)."""
+    lk = index.lookup(np.array((lon,)), np.array((lat,)))
+    cands = list(zip(lk.cand_zone.tolist(), lk.cand_dist_m.tolist(), strict=True))
+    return int(lk.primary[0]), int(lk.status[0]), cands
 
 
 def _route_point(
@@ -754,32 +798,21 @@ def _route_point(
     zones: dict[str, ZoneMatch] = {}
     outside_all = True
     for layer in snap._point_layers:
-        status, primary, cand_zone, cand_dist = _lookup_one(layer, lon, lat)
-        ids, names = layer.ids, layer.names
-        if primary < 0:
-            zones[layer.name] = ZoneMatch(
-                layer.name,
-                layer.version,
-                STATUS_CODES[status],
-                None,
-                None,
-                [Candidate(ids[z], names[z], d) for z, d in zip(cand_zone, cand_dist, strict=True)],
-            )
-            outside_all = outside_all and status >= _OUTSIDE
-            continue
-        inside = layer.inside
+        one = layer.lookup_one
+        primary, status, cands = (
+            one(lon, lat) if one is not None else _lookup_array(layer.index, lon, lat)
+        )
+        ids, names, inside = layer.ids, layer.names, layer.inside
         zones[layer.name] = ZoneMatch(
             layer.name,
             layer.version,
             STATUS_CODES[status],
-            ids[primary],
-            names[primary],
-            [
-                inside[z] if d == 0.0 else Candidate(ids[z], names[z], d)
-                for z, d in zip(cand_zone, cand_dist, strict=True)
-            ],
+            ids[primary] if primary >= 0 else None,
+            names[primary] if primary >= 0 else None,
+            [inside[z] if d == 0.0 else Candidate(ids[z], names[z], d) for z, d in cands],
         )
-        outside_all = outside_all and status >= _OUTSIDE
+        if status < _OUTSIDE:
+            outside_all = False
     plans = snap._point_facilities
     responders: dict[str, list[Responder]] = {}
     for kind in cat.responders if cat is not None else plans:

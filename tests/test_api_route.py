@@ -254,3 +254,41 @@ def test_batch_of_10000_points_throughput(app_client: TestClient, demo_router: A
     results = orjson.loads(r.content)["results"]
     assert len(results) == 10_000
     print(f"\nbatch 10,000 points: {best * 1e3:.0f} ms -> {10_000 / best:,.0f} points/s")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(
+            st.text(alphabet="lonatk%+=2Eé ", max_size=6),
+            st.text(alphabet="0123456789.-+%2Be é&", max_size=8),
+        ),
+        max_size=5,
+    )
+)
+def test_parse_query_equals_starlette(pairs: list[tuple[str, str]]) -> None:
+    from starlette.datastructures import QueryParams
+
+    from api.routers.route import parse_query
+
+    raw = "&".join(f"{name}={value}" for name, value in pairs).encode()
+    assert parse_query(raw) == dict(QueryParams(raw))
+
+
+def test_batch_with_more_responders_than_facilities(
+    app_client: TestClient, demo_router: Any, inside_points: list[tuple[str, float, float]]
+) -> None:
+    """k beyond a facility type's size: that list is shorter; bad rows keep their place."""
+    points = [[lon, lat] for _, lon, lat in inside_points[:2]] + [[None, 1.0], [0.0, 0.0]]
+    r = app_client.post("/v1/route/batch", json={"points": points, "k": 20})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    sizes = {t: len(fs.ids) for t, fs in demo_router.snapshot.facilities.items()}
+    for (_, lon, lat), res in zip(inside_points[:2], results[:2], strict=False):
+        single = demo_router.route(lon, lat, k=20)
+        for ftype, got in res["responders"].items():
+            assert len(got) == min(20, sizes[ftype])
+            assert [g["id"] for g in got] == [x.facility_id for x in single.responders[ftype]]
+    assert "points[2]" in results[2]["error"]
+    assert results[3]["warnings"] == ["outside_coverage"]
+    assert all(z["status"] == "outside_coverage" for z in results[3]["zones"].values())

@@ -391,3 +391,53 @@ def test_demo_city_facilities(demo_profile_path: Path) -> None:
         index = StaticNearestIndex(fs)
         lookup = index.nearest(fs.lon, fs.lat, 1)
         assert (fs.ids[lookup.index[:, 0]] == fs.ids).all()  # each is its own nearest
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 60),
+    dup=st.integers(0, 20),
+    k=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_bulk_with_ties_takes_the_wide_path_and_stays_exact(
+    n: int, dup: int, k: int, seed: int
+) -> None:
+    """Co-located facilities (ties) and near-equal distances send rows to the wide re-rank."""
+    rng = np.random.default_rng(seed)
+    flon = rng.uniform(-74.1, -73.9, n)
+    flat = rng.uniform(40.6, 40.8, n)
+    flon = np.concatenate([flon, flon[: min(dup, n)]])  # exact duplicates: ties by id
+    flat = np.concatenate([flat, flat[: min(dup, n)]])
+    qlon = np.concatenate([rng.uniform(-74.15, -73.85, 400), flon[:5]])
+    qlat = np.concatenate([rng.uniform(40.55, 40.85, 400), flat[:5]])
+    fs = make_set(
+        flon.tolist(), flat.tolist(), ids=[f"F{i:04d}" for i in rng.permutation(flon.size)]
+    )
+    expect_ids, expect_d = brute_force(fs.ids.tolist(), flon, flat, qlon, qlat, k)
+    assert_same_ranking(StaticNearestIndex(fs).nearest(qlon, qlat, k), fs.ids, expect_ids, expect_d)
+
+
+def test_bearings_stay_below_360() -> None:
+    from geo_router.facilities import _bearing
+
+    assert _bearing(-1e-17) == 0.0
+    assert _bearing(-90.0) == 270.0
+    assert _bearing(359.5) == 359.5
+
+
+def test_split_geodesics_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large bulk queries split the geodesics over two threads; the answer does not change."""
+    import geo_router.facilities as facilities_module
+
+    rng = np.random.default_rng(3)
+    flon, flat = rng.uniform(107.5, 107.7, 40), rng.uniform(-7.0, -6.8, 40)
+    qlon, qlat = rng.uniform(107.4, 107.8, 999), rng.uniform(-7.1, -6.7, 999)
+    index = StaticNearestIndex(make_set(flon.tolist(), flat.tolist()))
+    one_thread = index.nearest(qlon, qlat, 2)
+    monkeypatch.setattr(facilities_module, "SPLIT_GEODESICS_MIN", 1)
+    monkeypatch.setattr(facilities_module, "_CPUS", 2)
+    split = index.nearest(qlon, qlat, 2)
+    np.testing.assert_array_equal(split.index, one_thread.index)
+    np.testing.assert_array_equal(split.distance_m, one_thread.distance_m)
+    np.testing.assert_array_equal(split.bearing_deg, one_thread.bearing_deg)

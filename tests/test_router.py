@@ -433,3 +433,59 @@ def test_demo_route_many_equals_route(demo: Router) -> None:
     bulk = demo.route_many(lon, lat, k=3)
     for i, result in enumerate(demo.results(bulk)):
         assert_same_route(result, demo.route(float(lon[i]), float(lat[i]), k=3))
+
+
+def test_route_without_lookup_one_gives_the_same_answer(router: Router) -> None:
+    """The scalar zone lookup (ZoneIndex.lookup_one) and the array fallback agree."""
+    snap = router.snapshot
+    plain = dataclasses.replace(snap, _point_layers=())
+    object.__setattr__(
+        plain,
+        "_point_layers",
+        tuple(dataclasses.replace(layer, lookup_one=None) for layer in plain._point_layers),
+    )
+    fallback = Router(plain)
+    rng = np.random.default_rng(5)
+    for lon, lat in zip(rng.uniform(9.8, 12.2, 40), rng.uniform(39.8, 42.2, 40), strict=True):
+        for k in (1, 3):
+            a = router.route(float(lon), float(lat), k=k)
+            b = fallback.route(float(lon), float(lat), k=k)
+            assert a.zones == b.zones and a.responders == b.responders
+            assert a.warnings == b.warnings
+
+
+def test_route_many_with_the_helper_thread_equals_serial(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geo_router.router as router_module
+
+    rng = np.random.default_rng(9)
+    lon = rng.uniform(9.5, 12.5, 300)
+    lat = rng.uniform(39.5, 42.5, 300)
+    lon[7] = np.nan
+    serial = router.route_many(lon, lat, k=2)
+    monkeypatch.setattr(router_module, "PARALLEL_MIN_POINTS", 1)
+    monkeypatch.setattr(router_module, "_CPUS", 2)
+    threaded = router.route_many(lon, lat, k=2)
+    assert list(threaded.nearest) == list(serial.nearest)
+    for kind, got in threaded.nearest.items():
+        np.testing.assert_array_equal(got.index, serial.nearest[kind].index)
+        np.testing.assert_array_equal(got.distance_m, serial.nearest[kind].distance_m)
+    for name, got in threaded.layers.items():
+        np.testing.assert_array_equal(got.primary, serial.layers[name].primary)
+    assert threaded.reasons == serial.reasons and threaded.reasons[7] is not None
+
+
+def test_route_many_float_fast_path_matches_the_checker(router: Router) -> None:
+    """Numeric input that is all valid skips the per-row checker; the answer is the same."""
+    lon = np.array([10.25, 11.5, 10.5])
+    lat = np.array([40.25, 41.5, 41.5])
+    fast = router.route_many(lon, lat)
+    slow = router.route_many(lon.astype(object), lat.astype(object))
+    assert fast.valid.tolist() == slow.valid.tolist() == [True, True, True]
+    assert fast.reasons == slow.reasons == [None, None, None]
+    np.testing.assert_array_equal(
+        fast.layers["kelurahan"].primary, slow.layers["kelurahan"].primary
+    )
+    mixed = router.route_many(np.array([10.25, np.inf]), np.array([40.25, 40.0]))
+    assert mixed.valid.tolist() == [True, False] and "infinite" in mixed.reasons[1]
