@@ -21,6 +21,7 @@ import geo_router
 from api import schemas
 from api.auth import Authenticator
 from api.errors import install_error_handlers
+from api.fastpath import RoutePointFastPath
 from api.middleware import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
@@ -228,11 +229,13 @@ def create_app(
     state.metrics = Metrics()
 
     install_error_handlers(app)
-    # Added last = outermost: the request id exists before anything can answer.
+    # Added last = outermost: the request id exists before anything can answer; the GET
+    # /v1/route fast path sits outside all of them and delegates whatever it does not answer.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RoutePointFastPath, state=state)
 
     for module in (route, collections, info, health, metrics):
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)

@@ -29,7 +29,7 @@ __all__ = [
 
 log = logging.getLogger("geo_router.api")
 
-_REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def _state(scope: Scope) -> dict[str, Any]:
@@ -54,7 +54,7 @@ class RequestIdMiddleware:
         rid = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                rid = value if _REQUEST_ID_OK.match(value) else b""
+                rid = value if REQUEST_ID_OK.match(value) else b""
                 break
         if not rid:
             rid = uuid.uuid4().hex.encode()

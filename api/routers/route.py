@@ -37,9 +37,11 @@ from geo_router.errors import (
 
 router = APIRouter(tags=["routing"])
 
-#: Who may route: every role, single points and batches (intake gateways batch too).
-ROUTE_ROLES = require_roles("intake", "planner", "analyst")
-BATCH_ROLES = require_roles("intake", "planner", "analyst")
+#: Who may route (admin always may), single points and batches (intake gateways batch too);
+#: checked by the handlers and by the GET fast path (api/fastpath.py).
+ROUTE_ROLE_NAMES: tuple[str, ...] = ("intake", "planner", "analyst")
+ROUTE_ROLES = require_roles(*ROUTE_ROLE_NAMES)
+BATCH_ROLES = require_roles(*ROUTE_ROLE_NAMES)
 
 MAX_K = 20
 MAX_RADIUS_M = 50_000.0
@@ -390,6 +392,23 @@ def _query_k(params: Any, default: int) -> int:
         ) from None
 
 
+def parse_point_query(raw_query: bytes, default_k: int) -> tuple[float, float, int, str | None]:
+    """``lon``, ``lat``, ``k`` and ``category`` of a GET /v1/route query string.
+
+    Raises ``InputError`` / ``InvalidCoordinatesError`` naming the parameter.
+    """
+    params = parse_query(raw_query)
+    lon, lat = _query_float(params, "lon"), _query_float(params, "lat")
+    check_lonlat(lon, lat)
+    return lon, lat, _query_k(params, default_k), params.get("category") or None
+
+
+def route_point_body(router: Any, raw_query: bytes, default_k: int, rid: str | None) -> bytes:
+    """Parse a GET /v1/route query, route the point, and encode the answer."""
+    lon, lat, k, category = parse_point_query(raw_query, default_k)
+    return _route_body(router.route(lon, lat, category=category, k=k), rid)
+
+
 #: The GET parameters, documented here because the handler parses them itself: FastAPI's
 #: per-request parameter machinery costs more than routing the point.
 _ROUTE_QUERY_DOC = {
@@ -444,16 +463,13 @@ async def route_point(request: Request) -> Response:
     dataclasses serialized by orjson.
     """
     await ROUTE_ROLES(request)
-    params = parse_query(request.scope["query_string"])
-    lon, lat = _query_float(params, "lon"), _query_float(params, "lat")
-    check_lonlat(lon, lat)
-    k = _query_k(params, request.app.state.settings.default_k)
-    category = params.get("category") or None
-    result = router_or_503(request).route(lon, lat, category=category, k=k)
-    return Response(
-        _route_body(result, request.scope["state"].get("request_id")),
-        media_type="application/json",
+    body = route_point_body(
+        router_or_503(request),
+        request.scope["query_string"],
+        request.app.state.settings.default_k,
+        request.scope["state"].get("request_id"),
     )
+    return Response(body, media_type="application/json")
 
 
 @router.post(
