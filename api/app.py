@@ -210,6 +210,8 @@ def create_app(
             "'Authorization: Bearer KEY' or 'X-API-Key: KEY'."
         ),
         openapi_tags=OPENAPI_TAGS,
+        # Operation ids are the handlers' names (snake_case), stable for generated clients.
+        generate_unique_id_function=lambda route: route.name,
         default_response_class=ORJSONResponse,
         lifespan=_make_lifespan(
             city_loader or load_city,

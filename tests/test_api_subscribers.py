@@ -261,11 +261,11 @@ def test_openapi_documents_operations(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     ops = {op["operationId"] for item in doc["paths"].values() for op in item.values()}
     assert {
-        "createSubscriber",
-        "listSubscribers",
-        "getSubscriber",
-        "updateSubscriber",
-        "deleteSubscriber",
-        "importSubscribers",
-        "lookupCaller",
+        "create_subscriber",
+        "list_subscribers",
+        "get_subscriber",
+        "update_subscriber",
+        "delete_subscriber",
+        "import_subscribers",
+        "lookup_caller",
     } <= ops

@@ -82,7 +82,7 @@ _UNKNOWN = {
 
 @router.get(
     "/{phone}",
-    operation_id="lookupCaller",
+    operation_id="lookup_caller",
     summary="Who is calling?",
     response_class=Response,
     responses={

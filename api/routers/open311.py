@@ -33,7 +33,11 @@ from geo_router.errors import (
 )
 from geo_router.reports import Report, ReportService
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+router = APIRouter(
+    prefix="/open311/v2",
+    tags=["open311"],
+    generate_unique_id_function=lambda route: f"open311_{route.name}",
+)
 
 POST_ROLES = ("intake",)
 

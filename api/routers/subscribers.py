@@ -249,7 +249,7 @@ def _one(model: type[BaseModel], example: Any, description: str) -> dict[str, An
 @router.post(
     "",
     status_code=201,
-    operation_id="createSubscriber",
+    operation_id="create_subscriber",
     summary="Register a caller",
     response_class=Response,
     responses={
@@ -287,7 +287,7 @@ def create_subscriber(
 
 @router.get(
     "",
-    operation_id="listSubscribers",
+    operation_id="list_subscribers",
     summary="List subscribers",
     response_class=Response,
     responses={
@@ -313,7 +313,7 @@ def list_subscribers(
 
 @router.post(
     "/import",
-    operation_id="importSubscribers",
+    operation_id="import_subscribers",
     summary="Import subscribers from CSV",
     response_class=Response,
     openapi_extra={
@@ -408,7 +408,7 @@ def _import_problem(summary: ImportSummary, request: Request) -> Response:
 
 @router.get(
     "/{subscriber_id}",
-    operation_id="getSubscriber",
+    operation_id="get_subscriber",
     summary="Get a subscriber",
     response_class=Response,
     responses={200: _one(SubscriberOut, _SUBSCRIBER_EXAMPLE, "The subscriber.")},
@@ -424,7 +424,7 @@ def get_subscriber(
 
 @router.patch(
     "/{subscriber_id}",
-    operation_id="updateSubscriber",
+    operation_id="update_subscriber",
     summary="Change a subscriber",
     response_class=Response,
     responses={
@@ -456,7 +456,7 @@ def update_subscriber(
 @router.delete(
     "/{subscriber_id}",
     status_code=204,
-    operation_id="deleteSubscriber",
+    operation_id="delete_subscriber",
     summary="Delete a subscriber",
     response_class=Response,
     responses={204: {"description": "Deleted."}},
