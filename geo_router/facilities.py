@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from scipy.spatial import cKDTree
 
 from geo_router import coords
 from geo_router.errors import ProfileError
+from geo_router.helper_threads import CPUS, helper_thread
 from geo_router.models import NearestLookup
 from geo_router.profile import FacilitySpec
 
@@ -88,7 +87,7 @@ def _inverse(
     n = lon1.size
     if n >= SPLIT_GEODESICS_MIN and _CPUS > 1:
         half = n // 2
-        rest = _geodesic_helper().submit(
+        rest = helper_thread("geodesic").submit(
             _inverse_inplace, lon1[half:], lat1[half:], lon2[half:], lat2[half:]
         )
         try:
@@ -116,18 +115,7 @@ def _inverse_inplace(
 #: Bulk geodesics of at least this many pairs are split over two threads (below it, the
 #: hand-off costs more than it saves; the 10,000-point batch path stays on one thread).
 SPLIT_GEODESICS_MIN = 200_000
-_CPUS = os.cpu_count() or 1
-_GEODESIC_POOL: ThreadPoolExecutor | None = None
-_GEODESIC_LOCK = threading.Lock()
-
-
-def _geodesic_helper() -> ThreadPoolExecutor:
-    """The one helper thread for split geodesics, started on first use."""
-    global _GEODESIC_POOL
-    with _GEODESIC_LOCK:
-        if _GEODESIC_POOL is None:
-            _GEODESIC_POOL = ThreadPoolExecutor(1, thread_name_prefix="geo-router-geodesic")
-        return _GEODESIC_POOL
+_CPUS = CPUS  # a module global, so tests can pretend to have two cores
 
 
 def _bearing(az: float) -> float:

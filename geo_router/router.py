@@ -10,9 +10,7 @@ never make one answer mix two versions.
 from __future__ import annotations
 
 import math
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +30,7 @@ from geo_router.errors import (
     UnknownCategoryError,
 )
 from geo_router.facilities import FacilitySet, StaticNearestIndex, load_facilities
+from geo_router.helper_threads import CPUS, helper_thread
 from geo_router.layers import ZoneLayer, load_layer
 from geo_router.models import (
     STATUS_CODES,
@@ -404,18 +403,7 @@ def _nearest_many(
 
 #: Bulk routing of at least this many points ranks facilities on a helper thread meanwhile.
 PARALLEL_MIN_POINTS = 2048
-_CPUS = os.cpu_count() or 1
-_HELPER_POOL: ThreadPoolExecutor | None = None
-_HELPER_LOCK = threading.Lock()
-
-
-def _helper() -> ThreadPoolExecutor:
-    """The one helper thread of bulk routing, started on first use."""
-    global _HELPER_POOL
-    with _HELPER_LOCK:
-        if _HELPER_POOL is None:
-            _HELPER_POOL = ThreadPoolExecutor(1, thread_name_prefix="geo-router-bulk")
-        return _HELPER_POOL
+_CPUS = CPUS  # a module global, so tests can pretend to have two cores
 
 
 def _as_float_array(values: Any) -> np.ndarray:
@@ -603,7 +591,7 @@ class Router:
         parallel = rows.size >= PARALLEL_MIN_POINTS and len(kinds) > 1 and _CPUS > 1
         helper_kinds = kinds[: (len(kinds) + 1) // 2] if parallel else []
         pending = (
-            _helper().submit(_nearest_many, snap, helper_kinds, vlon, vlat, k)
+            helper_thread("bulk").submit(_nearest_many, snap, helper_kinds, vlon, vlat, k)
             if helper_kinds
             else None
         )
