@@ -401,6 +401,7 @@ class StaticNearestIndex:
         dots = self._xyz @ np.array(
             (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
         )
+        cand: list[int] | range
         if k_eff < n:
             if n <= _PY_SCAN_MAX:
                 listed = dots.tolist()

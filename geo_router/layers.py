@@ -45,12 +45,23 @@ _LIST_LIMIT = 10
 class LayerSpecLike(Protocol):
     """What :func:`load_layer` needs of a layer spec (``profile.LayerSpec`` has it)."""
 
-    name: str
-    path: Path
-    id_field: str
-    name_field: str | None
-    parent: str | None
-    repair: bool
+    @property
+    def name(self) -> str: ...  # noqa: D102 - read-only members of the protocol
+
+    @property
+    def path(self) -> Path: ...  # noqa: D102
+
+    @property
+    def id_field(self) -> str: ...  # noqa: D102
+
+    @property
+    def name_field(self) -> str | None: ...  # noqa: D102
+
+    @property
+    def parent(self) -> str | None: ...  # noqa: D102
+
+    @property
+    def repair(self) -> bool: ...  # noqa: D102
 
 
 @dataclass(slots=True)
