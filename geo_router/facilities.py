@@ -137,6 +137,103 @@ def _chord_limit(chord_k: np.ndarray | float) -> np.ndarray:
     return 2.0 * np.sin(angle / 2.0) + _CHORD_EPS
 
 
+#: Single-point candidate grid: cells of about this many metres (north-south), built lazily
+#: in blocks of _GRID_BLOCK x _GRID_BLOCK cells, cached per k up to _GRID_MAX_K.
+_GRID_CELL_M = 150.0
+_GRID_BLOCK = 8
+_GRID_MAX_K = 5
+_GRID_MAX_CELLS = 100_000  # cached (cell, k) entries; beyond it new cells take the plain path
+_GRID_PAD_DEG = 0.5  # the grid covers the facilities' bounding box padded by this much
+_GRID_MAX_LAT = 80.0  # no grid near the poles (cells would be needlessly lopsided)
+_GRID_MAX_SPAN_DEG = 20.0  # no grid for sets spread over countries
+_METRES_PER_DEG_LAT = 110_574.0  # the smallest (at the equator): cells are at most this tall
+#: Absolute slack on a cell's circumradius in chord units (6 mm): covers the float rounding
+#: of mapping a query to its cell and of the cell geometry.
+_CELL_EPS = 1e-9
+
+
+class _CandidateGrid:
+    """Per-cell candidate facilities for single-point k-nearest queries.
+
+    For each cell (a lon/lat rectangle) and k, the facilities that can be among the k nearest
+    of ANY point of the cell. With ``c`` the chord from the cell centre to a facility and
+    ``r`` a bound on the chord from the centre to any point of the cell, every point's chord
+    to that facility lies in ``[c - r, c + r]``. So every point's k-th chord is at most
+    ``U_k``, the k-th smallest ``c + r``, and (by the ratio argument of ``SPHERE_SLACK``)
+    every facility among a point's k nearest on the ellipsoid has chord at most
+    ``_chord_limit(U_k)``: the cell keeps the facilities with ``c - r`` within that limit.
+    """
+
+    def __init__(self, xyz: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> None:
+        self._xyz = xyz
+        self.cells: dict[int, list[tuple[float, float, int, int]]] = {}
+        self.usable = False
+        if lon.size == 0:
+            return
+        lat0 = float(lat.min()) - _GRID_PAD_DEG
+        lat1 = float(lat.max()) + _GRID_PAD_DEG
+        lon0 = max(float(lon.min()) - _GRID_PAD_DEG, -180.0)
+        lon1 = min(float(lon.max()) + _GRID_PAD_DEG, 180.0)
+        if (
+            lat0 < -_GRID_MAX_LAT
+            or lat1 > _GRID_MAX_LAT
+            or lat1 - lat0 > _GRID_MAX_SPAN_DEG
+            or lon1 - lon0 > _GRID_MAX_SPAN_DEG
+        ):
+            return
+        self.dlat = _GRID_CELL_M / _METRES_PER_DEG_LAT
+        self.dlon = self.dlat / math.cos(math.radians((lat0 + lat1) / 2.0))
+        self.lon0, self.lat0 = lon0, lat0
+        self.inv_dlon, self.inv_dlat = 1.0 / self.dlon, 1.0 / self.dlat
+        self.nx = int((lon1 - lon0) * self.inv_dlon) + 1
+        self.ny = int((lat1 - lat0) * self.inv_dlat) + 1
+        self.usable = True
+
+    def build_block(
+        self, ix: int, iy: int, k: int, lon: list[float], lat: list[float], rank: list[int]
+    ) -> None:
+        """Cache the candidates of the block of cells holding cell (ix, iy), for k.
+
+        Each candidate is stored as ``(lon, lat, id rank, row)``, ready for ranking.
+        """
+        b = _GRID_BLOCK
+        bx0, by0 = ix - ix % b, iy - iy % b
+        cx = np.arange(bx0, min(bx0 + b, self.nx))
+        cy = np.arange(by0, min(by0 + b, self.ny))
+        mesh_x, mesh_y = np.meshgrid(cx, cy, indexing="xy")
+        gx, gy = mesh_x.ravel(), mesh_y.ravel()
+        west = self.lon0 + gx * self.dlon
+        south = self.lat0 + gy * self.dlat
+        north = south + self.dlat
+        centre = unit_xyz(west + self.dlon / 2.0, south + self.dlat / 2.0)
+        # The farthest point of a cell from its centre is a corner (away from the poles): for
+        # a fixed latitude the chord grows with the longitude offset, and along the cell's
+        # east edge the chord falls then rises (least near the centre latitude): it peaks at
+        # a corner.
+        east = west + self.dlon
+        radius = (
+            np.maximum(
+                np.linalg.norm(unit_xyz(east, north) - centre, axis=1),
+                np.linalg.norm(unit_xyz(east, south) - centre, axis=1),
+            )
+            * (1.0 + 1e-9)
+            + _CELL_EPS
+        )
+        chord2 = np.maximum(2.0 - 2.0 * (centre @ self._xyz.T), 0.0)
+        low = np.sqrt(np.maximum(chord2 - _CHORD2_EPS, 0.0)) - radius[:, None]
+        high = np.sqrt(chord2 + _CHORD2_EPS) + radius[:, None]
+        u_k = np.partition(high, k - 1, axis=1)[:, k - 1]
+        limit = _chord_limit(u_k)
+        keep = low <= limit[:, None]
+        cells = self.cells
+        xs: list[int] = gx.tolist()
+        ys: list[int] = gy.tolist()
+        for cell, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            cells[(y * self.nx + x) * 8 + k] = [
+                (lon[j], lat[j], rank[j], j) for j in np.flatnonzero(keep[cell]).tolist()
+            ]
+
+
 @dataclass(frozen=True, eq=False)
 class FacilitySet:
     """One type of responder facility: ids, optional names, coordinates and attributes.
@@ -359,6 +456,8 @@ class StaticNearestIndex:
         self._lon_list: list[float] = fs.lon.tolist()
         self._lat_list: list[float] = fs.lat.tolist()
         self._id_rank_list: list[int] = self._id_rank.tolist()
+        self._grid = _CandidateGrid(self._xyz, fs.lon, fs.lat)
+        self._grid_on = self._grid.usable
 
     def nearest(self, lon: np.ndarray, lat: np.ndarray, k: int) -> NearestLookup:
         """The k nearest facilities of each point by geodesic distance.
@@ -389,13 +488,32 @@ class StaticNearestIndex:
     def nearest_one(self, lon: float, lat: float, k: int) -> list[tuple[int, float, float]]:
         """The k nearest of one point as ``(row, metres, bearing)``, nearest first.
 
-        The single-point hot path of routing: one numpy dot product over the set, then scalar
-        geodesics for the few candidates (ties ordered by id, as in :meth:`nearest`).
+        The single-point hot path of routing. For k <= 5 and points on the candidate grid
+        (the facilities' box padded by half a degree, away from the poles), scalar geodesics
+        to the cached candidates of the point's 150 m cell; otherwise one numpy dot product
+        over the set picks the candidates. Ties are ordered by id, as in :meth:`nearest`.
         """
         n = self._n
         if n == 0:
             return []
         k_eff = min(int(k), n)
+        if self._grid_on and k_eff < n and k_eff <= _GRID_MAX_K:
+            # Most points: the candidates of their grid cell, no numpy (see _CandidateGrid).
+            grid = self._grid
+            fx = (lon - grid.lon0) * grid.inv_dlon
+            fy = (lat - grid.lat0) * grid.inv_dlat
+            cand_grid = None
+            if 0.0 <= fx < grid.nx and 0.0 <= fy < grid.ny:
+                key = (int(fy) * grid.nx + int(fx)) * 8 + k_eff
+                cand_grid = grid.cells.get(key) or self._grid_candidates(lon, lat, k_eff)
+            if cand_grid is not None:
+                inv = coords.GEOD.inv
+                ranked = []
+                for flon, flat, rank, j in cand_grid:
+                    az, _, dist = inv(lon, lat, flon, flat)
+                    ranked.append((dist, rank, j, az))
+                ranked.sort()
+                return [(j, dist, _bearing(az)) for dist, _rank, j, az in ranked[:k_eff]]
         lam, phi = math.radians(lon), math.radians(lat)
         cos_phi = math.cos(phi)
         dots = self._xyz @ np.array(
@@ -420,6 +538,12 @@ class StaticNearestIndex:
                 cand = (dots >= cut).nonzero()[0].tolist()
         else:
             cand = range(n)
+        return self._rank(lon, lat, cand, k_eff)
+
+    def _rank(
+        self, lon: float, lat: float, cand: list[int] | range, k: int
+    ) -> list[tuple[int, float, float]]:
+        """Geodesics to the candidates, the first k by (distance, id) as (row, m, bearing)."""
         inv = coords.GEOD.inv
         lons, lats, rank = self._lon_list, self._lat_list, self._id_rank_list
         ranked = []
@@ -427,7 +551,29 @@ class StaticNearestIndex:
             az, _, dist = inv(lon, lat, lons[j], lats[j])
             ranked.append((dist, rank[j], j, az))
         ranked.sort()
-        return [(j, dist, _bearing(az)) for dist, _rank, j, az in ranked[:k_eff]]
+        return [(j, dist, _bearing(az)) for dist, _rank, j, az in ranked[:k]]
+
+    def _grid_candidates(
+        self, lon: float, lat: float, k: int
+    ) -> list[tuple[float, float, int, int]] | None:
+        """(lon, lat, id rank, row) of the candidates of the point's grid cell (cached).
+
+        None off the grid, or when the cell is not cached and the cache is full.
+        """
+        grid = self._grid
+        fx = (lon - grid.lon0) * grid.inv_dlon
+        fy = (lat - grid.lat0) * grid.inv_dlat
+        if not (0.0 <= fx < grid.nx and 0.0 <= fy < grid.ny):
+            return None
+        ix, iy = int(fx), int(fy)
+        key = (iy * grid.nx + ix) * 8 + k
+        cand = grid.cells.get(key)
+        if cand is None:
+            if len(grid.cells) >= _GRID_MAX_CELLS:
+                return None
+            grid.build_block(ix, iy, k, self._lon_list, self._lat_list, self._id_rank_list)
+            cand = grid.cells[key]
+        return cand
 
     def _nearest_one(self, lon: float, lat: float, k: int) -> NearestLookup:
         """One point through :meth:`nearest_one`, as a NearestLookup."""

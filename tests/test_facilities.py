@@ -441,3 +441,90 @@ def test_split_geodesics_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -
     np.testing.assert_array_equal(split.index, one_thread.index)
     np.testing.assert_array_equal(split.distance_m, one_thread.distance_m)
     np.testing.assert_array_equal(split.bearing_deg, one_thread.bearing_deg)
+
+
+def _grid_off_answer(index: StaticNearestIndex, lon: float, lat: float, k: int) -> list:  # type: ignore[type-arg]
+    """nearest_one through the plain path (numpy scan), for comparison with the grid."""
+    index._grid_on = False
+    try:
+        return index.nearest_one(lon, lat, k)
+    finally:
+        index._grid_on = index._grid.usable
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    centre=st.tuples(st.floats(-170, 170), st.floats(-75, 75)),
+    spread=st.sampled_from([1e-5, 1e-3, 0.01, 0.05, 0.3]),
+    n=st.integers(2, 80),
+    dup=st.integers(0, 10),
+    k=st.integers(1, 6),
+    clustered=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_single_point_grid_equals_brute_force(
+    centre: tuple[float, float],
+    spread: float,
+    n: int,
+    dup: int,
+    k: int,
+    clustered: bool,
+    seed: int,
+) -> None:
+    """The cell-candidate grid gives the same rows, metres and bearings as the plain path."""
+    rng = np.random.default_rng(seed)
+    if clustered:  # a few tight clusters: many near-equal distances
+        heads = rng.normal(0, spread, (3, 2))
+        pick = rng.integers(0, 3, n)
+        offsets = heads[pick] + rng.normal(0, spread / 50, (n, 2))
+    else:
+        offsets = rng.uniform(-spread, spread, (n, 2))
+    flon = centre[0] + offsets[:, 0]
+    flat = centre[1] + offsets[:, 1]
+    flon = np.concatenate([flon, flon[: min(dup, n)]])  # exact duplicates: ties by id
+    flat = np.concatenate([flat, flat[: min(dup, n)]])
+    fs = make_set(
+        flon.tolist(), flat.tolist(), ids=[f"F{i:04d}" for i in rng.permutation(flon.size)]
+    )
+    index = StaticNearestIndex(fs)
+    assert index._grid.usable
+    grid = index._grid
+    # Inside and around the set, on facilities, and exactly on cell corners and edges.
+    qlon = centre[0] + rng.uniform(-3 * spread, 3 * spread, 25)
+    qlat = centre[1] + rng.uniform(-3 * spread, 3 * spread, 25)
+    cx = np.floor((qlon[:5] - grid.lon0) / grid.dlon)
+    cy = np.floor((qlat[:5] - grid.lat0) / grid.dlat)
+    corner_lon, corner_lat = grid.lon0 + cx * grid.dlon, grid.lat0 + cy * grid.dlat
+    qlon = np.concatenate([qlon, flon[:5], corner_lon, corner_lon, qlon[5:10]])
+    qlat = np.concatenate([qlat, flat[:5], corner_lat, qlat[:5], corner_lat[:5]])
+    expect_ids, expect_d = brute_force(fs.ids.tolist(), flon, flat, qlon, qlat, k)
+    for i, (lon, lat) in enumerate(zip(qlon.tolist(), qlat.tolist(), strict=True)):
+        got = index.nearest_one(lon, lat, k)
+        assert got == _grid_off_answer(index, lon, lat, k)
+        assert [fs.ids[j] for j, _, _ in got] == [e for e in expect_ids[i] if e is not None]
+        np.testing.assert_allclose(
+            [d for _, d, _ in got], expect_d[i][: len(got)], rtol=1e-12, atol=1e-6
+        )
+    if k < flon.size and k <= 5:
+        assert grid.cells, "the grid was not used"
+
+
+def test_grid_stays_off_near_the_poles_and_outside_its_box() -> None:
+    polar = StaticNearestIndex(make_set([10.0, 10.1, 10.2], [85.0, 85.1, 85.2]))
+    assert not polar._grid.usable
+    assert sorted(j for j, _, _ in polar.nearest_one(10.05, 85.05, 2)) == [0, 1]
+    city = StaticNearestIndex(make_set([107.6, 107.62, 107.64, 107.66], [-6.9, -6.91, -6.92, -6.9]))
+    far = city.nearest_one(120.0, 10.0, 2)  # off the grid: the plain path answers
+    assert far == _grid_off_answer(city, 120.0, 10.0, 2)
+    assert not city._grid.cells
+    assert city.nearest_one(107.61, -6.905, 6) == _grid_off_answer(city, 107.61, -6.905, 6)
+
+
+def test_grid_cache_full_takes_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import geo_router.facilities as facilities
+
+    monkeypatch.setattr(facilities, "_GRID_MAX_CELLS", 0)
+    city = StaticNearestIndex(make_set([107.6, 107.62, 107.64, 107.66], [-6.9, -6.91, -6.92, -6.9]))
+    got = city.nearest_one(107.61, -6.905, 2)
+    assert not city._grid.cells
+    assert got == _grid_off_answer(city, 107.61, -6.905, 2)
