@@ -170,6 +170,13 @@ async def list_requests(request: Request, fmt: str) -> Response:
     return _respond("requests", items, out)
 
 
+async def _public_report(request: Request, report_id: str) -> tuple[ReportService, Report]:
+    """The service and one report that the public feed may show (else NotFoundError)."""
+    service = await _service(request)
+    report = await run_in_threadpool(service.get, report_id, actor=None)
+    return service, _public_or_404(service, report)
+
+
 @router.get("/requests/{request_id}.{fmt}", summary="Open311: one service request")
 async def get_request(request: Request, request_id: str, fmt: str) -> Response:
     """One request as a one-item list; 404 for unknown ids."""
@@ -177,9 +184,7 @@ async def get_request(request: Request, request_id: str, fmt: str) -> Response:
     if out is None:
         return _bad_format(fmt)
     try:
-        service = await _service(request)
-        report = await run_in_threadpool(service.get, request_id, actor=None)
-        report = _public_or_404(service, report)
+        service, report = await _public_report(request, request_id)
         names = _service_names(service)
     except GeoRouterError as exc:
         return _error(exc, out)
@@ -193,8 +198,7 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
     if out is None:
         return _bad_format(fmt)
     try:
-        service = await _service(request)
-        report = _public_or_404(service, await run_in_threadpool(service.get, token, actor=None))
+        _, report = await _public_report(request, token)
     except GeoRouterError as exc:
         return _error(exc, out)
     return _respond("requests", open311.token_response(token, report.id), out)
