@@ -1,25 +1,25 @@
 """GET /v1/route without FastAPI's per-request machinery: the intake hot path.
 
 Call centers and SMS gateways route one point per request, thousands of times a second.
-Routing a point costs about 100 µs; FastAPI's routing, dependency resolution, request object
-and middleware stack cost about as much again. This pure ASGI layer, the outermost of the
-app, answers the *happy path* of ``GET /v1/route`` itself with exactly the same bytes the
-FastAPI route would send (same parser, same serializer, same role check, request id and
-metrics). Anything else (a missing or bad parameter, no key, a wrong role, a city not yet
-loaded, an unknown category) falls through untouched to the FastAPI route, which answers
-the documented problem+json; so the error contract has one implementation.
+Routing a point costs a few tens of µs; FastAPI's routing, dependency resolution, request
+object and middleware stack cost more. This pure ASGI layer, in front of the whole app
+(:class:`api.app.GeoRouterAPI`), answers the *happy path* of ``GET /v1/route`` itself with
+exactly the same bytes the FastAPI route would send (same parser, same serializer, same
+role check, request id and metrics). Anything else (a missing or bad parameter, no key, a
+wrong role, a city not yet loaded, an unknown category) falls through untouched to the
+FastAPI route, which answers the documented problem+json; so the error contract has one
+implementation.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import check_role
-from api.middleware import REQUEST_ID_OK
+from api.middleware import REQUEST_ID_OK, new_request_id
 from api.routers.route import ROUTE_ROLE_NAMES, route_point_body
 from geo_router.errors import GeoRouterError
 
@@ -82,7 +82,7 @@ class RoutePointFastPath:
                 headers[_AUTH_HEADERS[name]] = value.decode("latin-1")
             elif name == b"x-request-id" and REQUEST_ID_OK.match(value):
                 rid = value
-        rid = rid or uuid.uuid4().hex.encode()
+        rid = rid or new_request_id()
         try:
             check_role(auth.authenticate(headers), ROUTE_ROLE_NAMES)
             body = route_point_body(

@@ -7,10 +7,12 @@ not a task and a queue per request.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -25,11 +27,41 @@ __all__ = [
     "Metrics",
     "MetricsMiddleware",
     "RequestIdMiddleware",
+    "new_request_id",
 ]
 
 log = logging.getLogger("geo_router.api")
 
 REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class _RequestIds:
+    """Request ids: 32 hex digits, a random per-process half and a counter half.
+
+    Unique like uuid4 (a fresh random half per process, forks included) at a tenth of its
+    cost on the hot path; request ids are labels, not secrets.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        """A new random half and a fresh counter (in a new process)."""
+        self.prefix = secrets.token_hex(8).encode()
+        self.counter = itertools.count(1)
+
+    def next(self) -> bytes:
+        """The next id."""
+        return b"%s%016x" % (self.prefix, next(self.counter))
+
+
+_REQUEST_IDS = _RequestIds()
+
+
+def new_request_id() -> bytes:
+    """A fresh request id (32 hex digits, unique across processes)."""
+    return _REQUEST_IDS.next()
 
 
 def _state(scope: Scope) -> dict[str, Any]:
@@ -57,7 +89,7 @@ class RequestIdMiddleware:
                 rid = value if REQUEST_ID_OK.match(value) else b""
                 break
         if not rid:
-            rid = uuid.uuid4().hex.encode()
+            rid = new_request_id()
         _state(scope)["request_id"] = rid.decode()
 
         async def send_with_id(message: Message) -> None:

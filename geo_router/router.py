@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,7 @@ from geo_router.zone_index import ZoneIndex
 
 __all__ = [
     "CitySnapshot",
+    "PointHits",
     "Router",
     "SnapshotBulkRoute",
     "build_snapshot",
@@ -105,6 +106,21 @@ class _PointFacilities:
     names: list[str | None]
     lon: list[float]
     lat: list[float]
+
+
+class PointHits(NamedTuple):
+    """One routed point as row numbers into its snapshot's tables (see Router.route_hits)."""
+
+    snapshot: CitySnapshot
+    lon: float
+    lat: float
+    #: per layer, in the snapshot's layer order: (layer, primary row or -1, status index into
+    #: STATUS_CODES, [(zone row, metres), ...] primary first)
+    zones: list[tuple[str, int, int, list[tuple[int, float]]]]
+    #: per facility type ranked: (type, [(facility row, metres, bearing), ...] nearest first)
+    responders: list[tuple[str, list[tuple[int, float, float]]]]
+    category: CategoryRoute | None
+    warnings: list[Warning]
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,6 +198,17 @@ class CitySnapshot:
                     for table in (self._facility_tables[kind],)
                 },
             )
+
+    def zone_labels(self, layer: str) -> tuple[str, list[str], list[str | None]]:
+        """``(version, ids, names)`` of a layer's zones by row, as answers show them."""
+        table = self._layer_tables[layer]
+        return table.version, table.ids, table.names
+
+    def facility_labels(
+        self, kind: str
+    ) -> tuple[list[str], list[str | None], list[float], list[float]]:
+        """``(ids, names, lons, lats)`` of a facility type by row, as answers show them."""
+        return _fields(self._facility_tables[kind])
 
     def parent_of(self, layer: str, zone_id: str) -> str | None:
         """The parent zone id of ``zone_id`` in a child layer (None when not nested)."""
@@ -539,6 +566,16 @@ class Router:
         UnknownCategoryError
             A category the profile does not define.
         """
+        return _route_result(self.route_hits(lon, lat, category=category, k=k))
+
+    def route_hits(
+        self, lon: float, lat: float, *, category: str | None = None, k: int = 3
+    ) -> PointHits:
+        """:meth:`route`'s answer as row numbers into the snapshot's tables, no dataclasses.
+
+        For encoders that turn one answer straight into bytes (the HTTP hot path): the
+        same zones, candidates, responders and warnings, the same errors.
+        """
         snap = self._snapshot
         try:
             lon, lat = _scalar_point(lon, lat)
@@ -721,7 +758,7 @@ class Router:
         cat = _category(snap, category) if category is not None else None
         _check_area(geometry)
         point = geometry.representative_point()
-        base = _route_point(snap, point.x, point.y, cat, _check_k(k))
+        base = _route_result(_route_point(snap, point.x, point.y, cat, _check_k(k)))
         overlaps: dict[str, list[ZoneShare]] = {}
         zones: dict[str, ZoneMatch] = {}
         for name, index in snap.zone_indexes.items():
@@ -776,46 +813,59 @@ def _lookup_array(index: ZoneIndex, lon: float, lat: float) -> tuple[int, int, l
 
 def _route_point(
     snap: CitySnapshot, lon: float, lat: float, cat: CategoryRoute | None, k: int
-) -> RouteResult:
+) -> PointHits:
     """The single-point route against one snapshot (coordinates already checked).
 
-    Lean on purpose (it is the GET hot path): per-snapshot plans of plain lists, scalar
-    lookups where the zone index offers them, shared immutable candidates for points plainly
-    inside a zone.
+    Lean on purpose (it is the GET hot path): per-snapshot plans of plain lists and scalar
+    lookups where the zone index offers them; rows and numbers only, no dataclasses.
     """
-    zones: dict[str, ZoneMatch] = {}
+    zones: list[tuple[str, int, int, list[tuple[int, float]]]] = []
     outside_all = True
     for layer in snap._point_layers:
         one = layer.lookup_one
         primary, status, cands = (
             one(lon, lat) if one is not None else _lookup_array(layer.index, lon, lat)
         )
+        zones.append((layer.name, primary, status, cands))
+        if status < _OUTSIDE:
+            outside_all = False
+    plans = snap._point_facilities
+    responders = [
+        (kind, plans[kind].nearest_one(lon, lat, k))
+        for kind in (cat.responders if cat is not None else plans)
+    ]
+    warnings: list[Warning] = []
+    if outside_all:
+        warnings.append(Warning.OUTSIDE_COVERAGE)
+        if _swapped_covered(snap, lon, lat):
+            warnings.append(Warning.POSSIBLE_AXIS_SWAP)
+    return PointHits(snap, lon, lat, zones, responders, cat, warnings)
+
+
+def _route_result(hits: PointHits) -> RouteResult:
+    """A :class:`PointHits` as the RouteResult dataclasses."""
+    snap = hits.snapshot
+    layers = {layer.name: layer for layer in snap._point_layers}
+    zones: dict[str, ZoneMatch] = {}
+    for name, primary, status, cands in hits.zones:
+        layer = layers[name]
         ids, names, inside = layer.ids, layer.names, layer.inside
-        zones[layer.name] = ZoneMatch(
-            layer.name,
+        zones[name] = ZoneMatch(
+            name,
             layer.version,
             STATUS_CODES[status],
             ids[primary] if primary >= 0 else None,
             names[primary] if primary >= 0 else None,
             [inside[z] if d == 0.0 else Candidate(ids[z], names[z], d) for z, d in cands],
         )
-        if status < _OUTSIDE:
-            outside_all = False
-    plans = snap._point_facilities
     responders: dict[str, list[Responder]] = {}
-    for kind in cat.responders if cat is not None else plans:
-        fac = plans[kind]
+    for kind, ranked in hits.responders:
+        fac = snap._point_facilities[kind]
         ids, names, lons, lats = fac.ids, fac.names, fac.lon, fac.lat
         responders[kind] = [
-            Responder(kind, ids[j], names[j], d, b, lons[j], lats[j])
-            for j, d, b in fac.nearest_one(lon, lat, k)
+            Responder(kind, ids[j], names[j], d, b, lons[j], lats[j]) for j, d, b in ranked
         ]
-    warnings: list[Warning] = []
-    if outside_all:
-        warnings.append(Warning.OUTSIDE_COVERAGE)
-        if _swapped_covered(snap, lon, lat):
-            warnings.append(Warning.POSSIBLE_AXIS_SWAP)
-    return RouteResult(lon, lat, zones, responders, cat, warnings)
+    return RouteResult(hits.lon, hits.lat, zones, responders, hits.category, hits.warnings)
 
 
 def _swapped_covered(snap: CitySnapshot, lon: Any, lat: Any) -> bool:

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from api.app import create_app
+from api.app import GeoRouterAPI, create_app
 from api.fastpath import RoutePointFastPath
 from geo_router.settings import Settings
 
@@ -33,18 +34,15 @@ def _full_path_only(client: TestClient) -> TestClient:
             self.app = app
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            scope["app"] = self.app  # what Starlette.__call__ sets before its stack
-            await _inner_app(self.app)(scope, receive, send)
+            await FastAPI.__call__(self.app, scope, receive, send)
 
     return TestClient(Bypass(client.app))
 
 
-def _inner_app(app: Any) -> Any:
-    """The middleware stack below the fast path."""
-    stack = app.middleware_stack
-    while not isinstance(stack, RoutePointFastPath):
-        stack = stack.app
-    return stack.app
+def test_fast_path_is_in_front_of_the_whole_stack(app_client: TestClient) -> None:
+    app = app_client.app
+    assert isinstance(app, GeoRouterAPI)
+    assert isinstance(app.fast_path, RoutePointFastPath)
 
 
 def test_same_bytes_as_the_fastapi_route(app_client: TestClient) -> None:

@@ -489,3 +489,27 @@ def test_route_many_float_fast_path_matches_the_checker(router: Router) -> None:
     )
     mixed = router.route_many(np.array([10.25, np.inf]), np.array([40.25, 40.0]))
     assert mixed.valid.tolist() == [True, False] and "infinite" in mixed.reasons[1]
+
+
+def test_route_hits_are_route_in_rows(demo_router: Router) -> None:
+    hits = demo_router.route_hits(107.6, -6.9, category="fire", k=2)
+    result = demo_router.route(107.6, -6.9, category="fire", k=2)
+    snap = hits.snapshot
+    assert snap is demo_router.snapshot
+    assert [name for name, *_ in hits.zones] == list(result.zones)
+    for name, primary, _status, cands in hits.zones:
+        _version, ids, _names = snap.zone_labels(name)
+        assert ids[primary] == result.zones[name].zone_id
+        assert [ids[z] for z, _d in cands] == [c.zone_id for c in result.zones[name].candidates]
+    for kind, ranked in hits.responders:
+        ids, _names, _lons, _lats = snap.facility_labels(kind)
+        assert [ids[j] for j, _d, _b in ranked] == [r.facility_id for r in result.responders[kind]]
+    assert hits.category == result.category
+    assert hits.warnings == result.warnings
+
+
+def test_route_hits_raise_like_route(demo_router: Router) -> None:
+    with pytest.raises(InvalidCoordinatesError):
+        demo_router.route_hits(float("nan"), -6.9)
+    with pytest.raises(UnknownCategoryError):
+        demo_router.route_hits(107.6, -6.9, category="no-such")

@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from api.deps import require_roles, router_or_503
 from api.errors import MalformedJSONError
+from api.point_json import encode_point_hits
 from api.schemas import BatchResponse, RouteResponse, body_schema_ref
 from api.serialize import ORJSONResponse, dumps, encode_batch_rows, route_result_dict
 from geo_router.errors import (
@@ -406,7 +407,7 @@ def parse_point_query(raw_query: bytes, default_k: int) -> tuple[float, float, i
 def route_point_body(router: Any, raw_query: bytes, default_k: int, rid: str | None) -> bytes:
     """Parse a GET /v1/route query, route the point, and encode the answer."""
     lon, lat, k, category = parse_point_query(raw_query, default_k)
-    return _route_body(router.route(lon, lat, category=category, k=k), rid)
+    return encode_point_hits(router.route_hits(lon, lat, category=category, k=k), rid)
 
 
 #: The GET parameters, documented here because the handler parses them itself: FastAPI's
