@@ -26,10 +26,10 @@ from api.fastpath import RoutePointFastPath
 from api.middleware import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
-    Metrics,
     MetricsMiddleware,
     RequestIdMiddleware,
 )
+from api.request_metrics import Metrics
 from api.routers import (
     callers,
     collections,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from typing import Any
 
 from fastapi import FastAPI
 
-from api.app import create_app
+from api.app import create_app, load_city
 from api.malloc_tuning import tune_malloc
 from geo_router.settings import Settings
 
@@ -15,4 +17,18 @@ def create_app_from_env() -> FastAPI:
     """Build the app from ``GEO_ROUTER_*`` environment variables (one per worker)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
     tune_malloc()  # batches route in worker threads: keep their memory mapped between them
-    return create_app(Settings())
+    return create_app(Settings(), city_loader=load_city_for_serving)
+
+
+def load_city_for_serving(settings: Settings) -> tuple[Any, Any]:
+    """:func:`api.app.load_city`, then the loaded city is taken out of the cyclic GC's sight.
+
+    The city is hundreds of thousands of objects that live as long as the process; a full
+    collection walks them all (about 90 ms measured on the demo city), stalling every
+    request in flight. Frozen, they are never walked again; a swapped-out city is still freed
+    by reference counting.
+    """
+    loaded = load_city(settings)
+    gc.collect()
+    gc.freeze()
+    return loaded

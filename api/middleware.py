@@ -16,15 +16,14 @@ import time
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_body
+from api.request_metrics import Metrics
 
 __all__ = [
     "BodyLimitMiddleware",
     "CatchAllMiddleware",
-    "Metrics",
     "MetricsMiddleware",
     "RequestIdMiddleware",
     "new_request_id",
@@ -233,58 +232,6 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, guarded_send)
         if exceeded and not started:
             await _send_413(scope, send, limit, declared=None)
-
-
-class Metrics:
-    """The service's Prometheus metrics, in a registry of their own (one per app)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "geo_router_http_requests",
-            "HTTP requests by route template, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "geo_router_http_request_duration_seconds",
-            "Request latency by route template and method.",
-            ["route", "method"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
-            registry=self.registry,
-        )
-        self.layer_info = Gauge(
-            "geo_router_layer_version_info",
-            "Loaded zone layers and facility sets (1 = loaded) with their versions.",
-            ["kind", "name", "version"],
-            registry=self.registry,
-        )
-        self.ready = Gauge(
-            "geo_router_ready", "1 once the city layers are loaded.", registry=self.registry
-        )
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one request and its latency (label children cached: cheap on the hot path)."""
-        key = (route, method, status)
-        pair = self._children.get(key)
-        if pair is None:
-            pair = (
-                self.requests.labels(route, method, str(status)),
-                self.latency.labels(route, method),
-            )
-            self._children[key] = pair
-        pair[0].inc()
-        pair[1].observe(seconds)
-
-    def set_versions(self, layers: dict[str, str], facilities: dict[str, str]) -> None:
-        """Publish the loaded layer and facility versions."""
-        self.layer_info.clear()
-        for name, version in layers.items():
-            self.layer_info.labels("layer", name, version).set(1)
-        for name, version in facilities.items():
-            self.layer_info.labels("facility", name, version).set(1)
-        self.ready.set(1)
 
 
 def _route_template(scope: Scope) -> str:

@@ -64,27 +64,22 @@ class _LayerJSON:
 
 
 class _FacilityJSON:
-    """One facility type's responder fragments by facility row: before and after the numbers."""
+    """One facility type's responder templates by facility row: ``%s`` for the two numbers."""
 
     def __init__(
         self, kind: str, ids: list[str], names: list[str | None], lon: list[float], lat: list[float]
     ) -> None:
         self.open = orjson.dumps(kind) + b":["
-        kind_json = orjson.dumps(kind)
-        self.head = [
-            b'{"facility_type":'
-            + kind_json
-            + b',"facility_id":'
-            + orjson.dumps(fid)
-            + b',"name":'
-            + orjson.dumps(fname)
-            + b',"distance_m":'
-            for fid, fname in zip(ids, names, strict=True)
+        self.template = [
+            b'{"facility_type":%s,"facility_id":%s,"name":%s,"distance_m":%%s,"bearing_deg":%%s,'
+            b'"lon":%s,"lat":%s}' % tuple(_literal(v) for v in (kind, fid, fname, x, y))
+            for fid, fname, x, y in zip(ids, names, lon, lat, strict=True)
         ]
-        self.tail = [
-            b',"lon":' + orjson.dumps(x) + b',"lat":' + orjson.dumps(y) + b"}"
-            for x, y in zip(lon, lat, strict=True)
-        ]
+
+
+def _literal(value: Any) -> bytes:
+    """``value`` as JSON that survives a later ``%`` formatting of its template."""
+    return orjson.dumps(value).replace(b"%", b"%%")
 
 
 class _SnapshotJSON:
@@ -127,28 +122,26 @@ def encode_point_hits(hits: PointHits, request_id: str | None) -> bytes:
     numbers: list[Any] = [hits.lon, hits.lat]
     for _kind, ranked in hits.responders:
         for _row, metres, bearing in ranked:
-            numbers.append(metres)
-            numbers.append(bearing)
+            numbers += (metres, bearing)
     # One orjson call formats every float of the answer (NaN -> null), as dumps would.
     tokens = orjson.dumps(numbers)[1:-1].split(b",")
-    parts = [b'{"lon":', tokens[0], b',"lat":', tokens[1], b',"zones":{']
     layers = frags.layers
-    for i, (name, primary, status, cands) in enumerate(hits.zones):
-        if i:
-            parts.append(b",")
-        parts.append(layers[name].entry(primary, status, cands))
-    parts.append(b'},"responders":{')
+    parts = [
+        b'{"lon":%s,"lat":%s,"zones":{' % (tokens[0], tokens[1]),
+        b",".join([layers[name].entry(p, s, c) for name, p, s, c in hits.zones]),
+        b'},"responders":{',
+    ]
     t = 2
-    for i, (kind, ranked) in enumerate(hits.responders):
+    opened = []
+    for kind, ranked in hits.responders:
         fac = frags.facilities[kind]
-        parts.append(fac.open if i == 0 else b"]," + fac.open)
-        for m, (row, _metres, _bearing) in enumerate(ranked):
-            if m:
-                parts.append(b",")
-            parts += (fac.head[row], tokens[t], b',"bearing_deg":', tokens[t + 1], fac.tail[row])
+        template = fac.template
+        entries = []
+        for row, _metres, _bearing in ranked:
+            entries.append(template[row] % (tokens[t], tokens[t + 1]))
             t += 2
-    if hits.responders:
-        parts.append(b"]")
+        opened.append(fac.open + b",".join(entries) + b"]")
+    parts.append(b",".join(opened))
     cat = hits.category
     parts += (
         b'},"category":',

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from api.point_json import encode_point_hits
 from api.serialize import dumps, route_result_dict
+from geo_router.router import Router
 
 
 def _general(router: Any, lon: float, lat: float, category: str | None, k: int) -> bytes:
@@ -69,3 +71,18 @@ def test_answer_is_json_with_the_request_id(demo_router: Any) -> None:
     body = orjson.loads(encode_point_hits(demo_router.route_hits(107.6, -6.9), "abc"))
     assert body["request_id"] == "abc"
     assert set(body) == {"lon", "lat", "zones", "responders", "category", "warnings", "request_id"}
+
+
+def test_percent_signs_in_names_survive(demo_router: Any) -> None:
+    """Responder entries are ``%`` templates: a name holding ``%s`` must come out verbatim."""
+    snap = demo_router.snapshot
+    kind = next(iter(snap.facilities))
+    names = snap.facility_labels(kind)[1]
+    saved = list(names)
+    try:
+        names[:] = [f"100%s {n} 5%" for n in saved]  # labels are per snapshot: patch, restore
+        fresh = Router(dataclasses.replace(snap))
+        assert _fast(fresh, 107.6, -6.9, None, 3) == _general(fresh, 107.6, -6.9, None, 3)
+        assert b"100%s " in _fast(fresh, 107.6, -6.9, None, 3)
+    finally:
+        names[:] = saved

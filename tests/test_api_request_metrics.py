@@ -1,0 +1,46 @@
+"""Request tallies come out as the usual Prometheus counter and histogram."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.request_metrics import Metrics
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_counts_by_status_and_latency_by_route() -> None:
+    metrics = Metrics()
+    for seconds in (0.0004, 0.001, 0.003, 20.0):  # 0.001 sits on a bound: le is inclusive
+        metrics.observe("/v1/route", "GET", 200, seconds)
+    metrics.observe("/v1/route", "GET", 422, 0.0002)
+    got = _samples(metrics)
+    route = (("method", "GET"), ("route", "/v1/route"))
+    assert got[("geo_router_http_requests_total", (*route, ("status", "200")))] == 4
+    assert got[("geo_router_http_requests_total", (*route, ("status", "422")))] == 1
+    bucket = "geo_router_http_request_duration_seconds_bucket"
+    assert got[(bucket, (("le", "0.0005"), *route))] == 2
+    assert got[(bucket, (("le", "0.001"), *route))] == 3
+    assert got[(bucket, (("le", "0.005"), *route))] == 4
+    assert got[(bucket, (("le", "10.0"), *route))] == 4
+    assert got[(bucket, (("le", "+Inf"), *route))] == 5
+    assert got[("geo_router_http_request_duration_seconds_count", route)] == 5
+    total = got[("geo_router_http_request_duration_seconds_sum", route)]
+    assert abs(total - 20.0046) < 1e-9
+
+
+def test_versions_and_readiness_are_gauges() -> None:
+    metrics = Metrics()
+    metrics.set_versions({"kelurahan": "abc"}, {"hospital": "def"})
+    got = _samples(metrics)
+    assert got[("geo_router_ready", ())] == 1
+    key = (("kind", "layer"), ("name", "kelurahan"), ("version", "abc"))
+    assert got[("geo_router_layer_version_info", key)] == 1
