@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "ORJSONResponse",
     "dumps",
     "encode_batch_rows",
+    "encode_zones_column",
     "float_tokens",
     "geojson_response",
     "json_response",
@@ -182,13 +184,45 @@ def float_tokens(values: np.ndarray, decimals: int = 1) -> np.ndarray:
 
 
 def _distance_bearing_tokens(dist: np.ndarray, bearing: np.ndarray) -> np.ndarray:
-    """Per row ``<metres>,"bearing_deg":<degrees>}`` (1 decimal), from one orjson call."""
+    """Per row ``<metres>,"bearing_deg":<degrees>}`` (1 decimal; NaN -> ``null``).
+
+    The bytes orjson gives ``np.round(value, 1)``, built without formatting a float: the
+    whole metres go through one orjson call on integers, and the tenths digit with the
+    bearing (3,601 possible tenths of a degree) come from a table, so a row is one
+    concatenation. NaN rows (no facility) and distances of 10^15 m or more (never on Earth,
+    but orjson would switch to an exponent there) take orjson's own path.
+    """
+    d10 = np.rint(np.asarray(dist, dtype=np.float64) * 10.0)
+    b10 = np.rint(np.asarray(bearing, dtype=np.float64) * 10.0)
+    plain = (d10 >= 0.0) & (d10 < 1e16) & (b10 >= 0.0) & (b10 <= 3600.0)  # False for NaN
+    whole, tenth = np.divmod(np.where(plain, d10, 0.0).astype(np.int64), 10)
+    text = orjson.dumps(whole, option=_OPTIONS)  # b"[1175,737,...]"
+    heads = _object_array(text[1:-1].split(b","))
+    tails = _tenth_bearing_table()[tenth * 3601 + np.where(plain, b10, 0.0).astype(np.int64)]
+    out = heads + tails
+    odd = np.flatnonzero(~plain)
+    if odd.size:
+        out[odd] = _distance_bearing_tokens_orjson(dist[odd], bearing[odd])
+    return out
+
+
+def _distance_bearing_tokens_orjson(dist: np.ndarray, bearing: np.ndarray) -> np.ndarray:
+    """:func:`_distance_bearing_tokens` through orjson's float formatting (any values)."""
     pairs = np.round(np.column_stack((dist, bearing)).astype(np.float64, copy=False), 1)
     text = orjson.dumps(pairs, option=_OPTIONS)  # b'[[d,b],[d,b]]'; NaN -> null
     # row breaks become "}|" before the pair commas become the bearing key; numbers and null
     # hold neither "," nor "|"
     text = text[2:-2].replace(b"],[", b"}|").replace(b",", b',"bearing_deg":')
     return _object_array((text + b"}").split(b"|"))
+
+
+@cache
+def _tenth_bearing_table() -> np.ndarray:
+    """``.<tenth>,"bearing_deg":<bearing>}`` for tenth 0-9 and bearing 0.0-360.0 (3,601)."""
+    bearings = [orjson.dumps(b10 / 10.0) for b10 in range(3601)]
+    return _object_array(
+        [b'.%d,"bearing_deg":%s}' % (tenth, b) for tenth in range(10) for b in bearings]
+    )
 
 
 class _LayerFragments:
@@ -314,17 +348,28 @@ def _layer_rows(name: str, lookup: LayerLookup, layer: Any, prefix: bytes) -> _L
     return _LayerRows(frags.simple, size, code, other)
 
 
-def _zones_column(bulk: BulkRoute, layers: dict[str, Any]) -> np.ndarray:
+def encode_zones_column(
+    lookups: dict[str, LayerLookup], valid: np.ndarray, layers: dict[str, Any]
+) -> np.ndarray:
     """Each row's zone entries (the row opening included) as one fragment.
 
     Rows plain in every layer (inside one zone, or outside with no candidate) repeat a few
     combinations of zones: each combination is joined once and picked by its index. The
     other rows are concatenated layer by layer. Invalid rows are left None (the caller
     replaces them).
+
+    Parameters
+    ----------
+    lookups
+        Per layer, the bulk lookup of every row (``BulkRoute.layers``).
+    valid
+        Rows with usable coordinates.
+    layers
+        The snapshot's ``ZoneLayer`` objects by name (those to include).
     """
-    n = bulk.n
+    n = valid.size
     parts = [
-        _layer_rows(name, bulk.layers[name], layer, _ROW_OPEN if i == 0 else b",")
+        _layer_rows(name, lookups[name], layer, _ROW_OPEN if i == 0 else b",")
         for i, (name, layer) in enumerate(layers.items())
     ]
     simple = np.ones(n, dtype=bool)
@@ -346,7 +391,7 @@ def _zones_column(bulk: BulkRoute, layers: dict[str, Any]) -> np.ndarray:
             columns.append(part.simple[(combos // stride) % (part.size + 1)].tolist())
             stride *= part.size + 1
         out[rows] = _object_array([b"".join(c) for c in zip(*columns, strict=True)])[which]
-    rest = np.flatnonzero(~simple & np.asarray(bulk.valid, dtype=bool))
+    rest = np.flatnonzero(~simple & np.asarray(valid, dtype=bool))
     if rest.size:
         joined: Any = b""
         for part in parts:
@@ -364,6 +409,7 @@ def encode_batch_rows(
     layers: dict[str, Any],
     facilities: dict[str, Any],
     reasons: list[str | None] | None = None,
+    zones: np.ndarray | None = None,
 ) -> bytes:
     """The compact JSON rows of a bulk routing, comma-separated, in input order.
 
@@ -380,11 +426,16 @@ def encode_batch_rows(
         The snapshot's ``ZoneLayer`` and ``FacilitySet`` objects by name (those to include).
     reasons
         Per-row reasons that override ``bulk.reasons`` (e.g. rows that were not pairs).
+    zones
+        :func:`encode_zones_column` of this bulk and ``layers``, when already made (it can
+        be, while ``Router.route_many`` still ranks facilities).
     """
     n = bulk.n
     if n == 0:
         return b""
-    columns: list[Any] = [_zones_column(bulk, layers) if layers else _ROW_OPEN]
+    if zones is None and layers:
+        zones = encode_zones_column(bulk.layers, np.asarray(bulk.valid), layers)
+    columns: list[Any] = [zones if layers else _ROW_OPEN]
     outside = np.ones(n, dtype=bool)
     for name in layers:
         outside &= bulk.layers[name].status == _OUTSIDE

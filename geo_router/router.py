@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -594,6 +595,7 @@ class Router:
         k: int = 1,
         responder_types: list[str] | None = None,
         snapshot: CitySnapshot | None = None,
+        on_zones: Callable[[dict[str, LayerLookup], np.ndarray], None] | None = None,
     ) -> SnapshotBulkRoute:
         """Route many points at once, as arrays.
 
@@ -608,6 +610,10 @@ class Router:
         snapshot
             Route against this snapshot instead of the current one (e.g. to pin one version
             across the chunks of a file).
+        on_zones
+            Called on this thread with the zone lookups (every row, in layer order) and the
+            validity mask as soon as they are known, while a helper thread may still rank
+            facilities: work that needs only the zones (encoding them) overlaps the ranking.
 
         Returns
         -------
@@ -638,6 +644,8 @@ class Router:
                 sub = index.lookup(vlon, vlat)
                 layers[name] = sub if every else _scatter_layer(sub, rows, n)
             own = _nearest_many(snap, kinds[len(helper_kinds) :], vlon, vlat, k)
+            if on_zones is not None:
+                on_zones(layers, valid)
         finally:
             found = pending.result() if pending is not None else {}
         nearest: dict[str, NearestLookup] = {}

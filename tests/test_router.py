@@ -513,3 +513,14 @@ def test_route_hits_raise_like_route(demo_router: Router) -> None:
         demo_router.route_hits(float("nan"), -6.9)
     with pytest.raises(UnknownCategoryError):
         demo_router.route_hits(107.6, -6.9, category="no-such")
+
+
+def test_route_many_hands_the_zones_over_before_the_facilities(demo_router: Router) -> None:
+    lon = np.array([107.6, np.nan, 107.61] * 1000)
+    lat = np.array([-6.9, -6.9, -6.91] * 1000)
+    seen: list[tuple[dict, np.ndarray]] = []
+    bulk = demo_router.route_many(lon, lat, on_zones=lambda z, v: seen.append((z, v)))
+    ((zones, valid),) = seen
+    assert list(zones) == list(bulk.layers)
+    assert all(zones[name] is bulk.layers[name] for name in zones)
+    assert valid.tolist() == bulk.valid.tolist()

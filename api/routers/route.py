@@ -28,7 +28,13 @@ from api.deps import require_roles, router_or_503
 from api.errors import MalformedJSONError
 from api.point_json import encode_point_hits
 from api.schemas import BatchResponse, RouteResponse, body_schema_ref
-from api.serialize import ORJSONResponse, dumps, encode_batch_rows, route_result_dict
+from api.serialize import (
+    ORJSONResponse,
+    dumps,
+    encode_batch_rows,
+    encode_zones_column,
+    route_result_dict,
+)
 from geo_router.errors import (
     BatchTooLargeError,
     InputError,
@@ -513,11 +519,20 @@ def _batch_answer(
     facilities = dict(snap.facilities)
     if cat is not None:  # a category ranks only its responder types, as Router.route does
         facilities = {t: facilities[t] for t in cat.responders if t in facilities}
-    bulk = city.route_many(lon, lat, k=k, responder_types=list(facilities), snapshot=snap)
+    layers = dict(snap.layers)
+    zones: list[np.ndarray] = []
+
+    def encode_zones(lookups: dict[str, Any], valid: np.ndarray) -> None:
+        # on this thread while the router's helper thread still ranks facilities
+        zones.append(encode_zones_column(lookups, valid, layers))
+
+    bulk = city.route_many(
+        lon, lat, k=k, responder_types=list(facilities), snapshot=snap, on_zones=encode_zones
+    )
     reasons = None
     if any(e is not None for e in errors):
         reasons = [e or r for e, r in zip(errors, bulk.reasons, strict=True)]
-    rows = encode_batch_rows(bulk, dict(snap.layers), facilities, reasons)
+    rows = encode_batch_rows(bulk, layers, facilities, reasons, zones[0] if zones else None)
     head = b'{"count":%d,"category":%s,"request_id":%s,"results":[' % (
         bulk.n,
         dumps(cat),
