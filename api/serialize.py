@@ -183,31 +183,37 @@ def float_tokens(values: np.ndarray, decimals: int = 1) -> np.ndarray:
     return _object_array(text[1:-1].split(b","))
 
 
-def _distance_bearing_tokens(dist: np.ndarray, bearing: np.ndarray) -> np.ndarray:
-    """Per row ``<metres>,"bearing_deg":<degrees>}`` (1 decimal; NaN -> ``null``).
+def _distance_bearing_columns(dist: np.ndarray, bearing: np.ndarray) -> list[np.ndarray]:
+    """Three piece columns whose concatenation per row is ``<metres>,"bearing_deg":<deg>}``.
 
-    The bytes orjson gives ``np.round(value, 1)``, built without formatting a float: the
-    whole metres go through one orjson call on integers, and the tenths digit with the
-    bearing (3,601 possible tenths of a degree) come from a table, so a row is one
-    concatenation. NaN rows (no facility) and distances of 10^15 m or more (never on Earth,
-    but orjson would switch to an exponent there) take orjson's own path.
+    The bytes orjson gives ``np.round(value, 1)`` (NaN -> ``null``), without formatting a
+    float or making a bytes object per row: thousands of metres, the last three digits and
+    the tenths digit with the bearing (3,601 tenths of a degree) are each picked from a
+    table. Rows out of the tables' range (NaN: no facility) take orjson's own path and
+    leave the other two pieces empty.
     """
+    thousands_table, units_table, tenth_bearing_table = _number_tables()
     d10 = np.rint(np.asarray(dist, dtype=np.float64) * 10.0)
     b10 = np.rint(np.asarray(bearing, dtype=np.float64) * 10.0)
-    plain = (d10 >= 0.0) & (d10 < 1e16) & (b10 >= 0.0) & (b10 <= 3600.0)  # False for NaN
+    plain = (d10 >= 0.0) & (d10 < 10_000.0 * thousands_table.size)  # False for NaN
+    plain &= (b10 >= 0.0) & (b10 <= 3600.0)
     whole, tenth = np.divmod(np.where(plain, d10, 0.0).astype(np.int64), 10)
-    text = orjson.dumps(whole, option=_OPTIONS)  # b"[1175,737,...]"
-    heads = _object_array(text[1:-1].split(b","))
-    tails = _tenth_bearing_table()[tenth * 3601 + np.where(plain, b10, 0.0).astype(np.int64)]
-    out = heads + tails
+    thousands, units = np.divmod(whole, 1000)
+    columns = [
+        thousands_table[thousands],
+        units_table[units + 1000 * (thousands > 0)],  # zero-padded after the thousands
+        tenth_bearing_table[tenth * 3601 + np.where(plain, b10, 0.0).astype(np.int64)],
+    ]
     odd = np.flatnonzero(~plain)
     if odd.size:
-        out[odd] = _distance_bearing_tokens_orjson(dist[odd], bearing[odd])
-    return out
+        columns[0][odd] = _distance_bearing_tokens_orjson(dist[odd], bearing[odd])
+        columns[1][odd] = b""
+        columns[2][odd] = b""
+    return columns
 
 
 def _distance_bearing_tokens_orjson(dist: np.ndarray, bearing: np.ndarray) -> np.ndarray:
-    """:func:`_distance_bearing_tokens` through orjson's float formatting (any values)."""
+    """Per row ``<metres>,"bearing_deg":<degrees>}`` through orjson (any values)."""
     pairs = np.round(np.column_stack((dist, bearing)).astype(np.float64, copy=False), 1)
     text = orjson.dumps(pairs, option=_OPTIONS)  # b'[[d,b],[d,b]]'; NaN -> null
     # row breaks become "}|" before the pair commas become the bearing key; numbers and null
@@ -217,12 +223,19 @@ def _distance_bearing_tokens_orjson(dist: np.ndarray, bearing: np.ndarray) -> np
 
 
 @cache
-def _tenth_bearing_table() -> np.ndarray:
-    """``.<tenth>,"bearing_deg":<bearing>}`` for tenth 0-9 and bearing 0.0-360.0 (3,601)."""
+def _number_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tables of :func:`_distance_bearing_columns`, built once (about 1 MB).
+
+    Thousands of metres (``""`` for none, up to the longest geodesic on Earth), the units
+    ``0``-``999`` bare then zero-padded, and ``.<tenth>,"bearing_deg":<bearing>}``.
+    """
+    thousands = _object_array([b""] + [b"%d" % t for t in range(1, 20_005)])
+    units = _object_array([b"%d" % u for u in range(1000)] + [b"%03d" % u for u in range(1000)])
     bearings = [orjson.dumps(b10 / 10.0) for b10 in range(3601)]
-    return _object_array(
+    tenth_bearing = _object_array(
         [b'.%d,"bearing_deg":%s}' % (tenth, b) for tenth in range(10) for b in bearings]
     )
+    return thousands, units, tenth_bearing
 
 
 class _LayerFragments:
@@ -453,12 +466,11 @@ def encode_batch_rows(
             )
             idx = nearest.index[:, j]
             columns.append(frags.entry[idx])  # index -1 picks the last entry
-            columns.append(
-                _distance_bearing_tokens(nearest.distance_m[:, j], nearest.bearing_deg[:, j])
-            )
+            numbers = _distance_bearing_columns(nearest.distance_m[:, j], nearest.bearing_deg[:, j])
             missing = np.flatnonzero(idx < 0)
             if missing.size:
-                absent.append((len(columns) - 1, missing))
+                absent += [(len(columns) + c, missing) for c in range(len(numbers))]
+            columns += numbers
     tail = _TAIL_AFTER_RESPONDERS if facilities else _TAIL_NO_RESPONDERS
     columns.append(tail[2 * np.asarray(bulk.axis_swap, dtype=np.intp) + outside])
     grid = np.empty((n, len(columns)), dtype=object)

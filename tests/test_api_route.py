@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
+from api.serialize import encode_batch_rows
 from geo_router.settings import Settings
 
 
@@ -292,3 +293,34 @@ def test_batch_with_more_responders_than_facilities(
     assert "points[2]" in results[2]["error"]
     assert results[3]["warnings"] == ["outside_coverage"]
     assert all(z["status"] == "outside_coverage" for z in results[3]["zones"].values())
+
+
+@pytest.mark.parametrize("category", [None, "fire"])
+def test_batch_encoded_while_routing_equals_encoded_after(
+    demo_router: Any, monkeypatch: pytest.MonkeyPatch, category: str | None
+) -> None:
+    """Zones encoded while the helper thread ranks facilities: the serial answer's bytes."""
+    import geo_router.router as router_module
+    from api.routers.route import _batch_answer
+
+    b = demo_router.snapshot.coverage_bounds
+    rng = np.random.default_rng(11)
+    n = 5000
+    lon = rng.uniform(b[0] - 0.01, b[2] + 0.01, n)
+    lat = rng.uniform(b[1] - 0.01, b[3] + 0.01, n)
+    lon[::97] = np.nan  # unusable rows keep their place
+    errors: list[str | None] = [None] * n
+    monkeypatch.setattr(router_module, "_CPUS", 2)
+    monkeypatch.setattr(router_module, "PARALLEL_MIN_POINTS", 1)
+    threaded = _batch_answer(demo_router, lon, lat, errors, category, 2, "rid")
+    monkeypatch.setattr(router_module, "PARALLEL_MIN_POINTS", 10**9)
+    serial = _batch_answer(demo_router, lon, lat, errors, category, 2, "rid")
+    assert threaded == serial
+    bulk = demo_router.route_many(lon, lat, k=2)
+    kinds = demo_router.category(category).responders if category else list(bulk.nearest)
+    plain = encode_batch_rows(
+        bulk,
+        dict(demo_router.snapshot.layers),
+        {t: demo_router.snapshot.facilities[t] for t in kinds},
+    )
+    assert serial.endswith(b'"results":[' + plain + b"]}")
