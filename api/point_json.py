@@ -147,7 +147,7 @@ def encode_point_hits(hits: PointHits, request_id: str | None) -> bytes:
         b'},"category":',
         b"null" if cat is None else frags.categories.get(cat.code) or _category_json(cat),
         b',"warnings":',
-        orjson.dumps([w.value for w in hits.warnings]),
+        orjson.dumps([w.value for w in hits.warnings]) if hits.warnings else b"[]",
         b',"request_id":',
         orjson.dumps(request_id),
         b"}",
