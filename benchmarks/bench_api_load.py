@@ -4,14 +4,15 @@ Starts the real service (``uvicorn api.main:create_app_from_env --factory``, dem
 temporary data dir, so it runs open on loopback) and ``benchmarks/hello_app.py`` with the same
 uvicorn options, with 1 and then 2 workers; loads ``GET /v1/route`` (rotating through many
 random demo-city points, so no cache can help) and ``GET /hello`` with ``wrk`` (or a bounded
-asyncio load generator when ``wrk`` is missing); measures the unloaded latency with sequential
-requests on one connection and the batch throughput of ``POST /v1/route/batch``. Prints a table
-and PASS/FAIL against the targets. Every server it starts is killed at exit.
+asyncio load generator when ``wrk`` is missing), in alternating rounds; measures the unloaded
+latency with sequential requests on one connection and the batch throughput of
+``POST /v1/route/batch``. Prints a table, the load generator's own CPU time and PASS/FAIL
+against the targets. Every server it starts is killed at exit.
 
 Run from the repository root::
 
-    python benchmarks/bench_api_load.py                 # 10 s per load run
-    python benchmarks/bench_api_load.py --duration 5 --workers 1
+    python benchmarks/bench_api_load.py                 # 3 rounds of 6 s per target
+    python benchmarks/bench_api_load.py --rounds 1 --duration 5 --workers 1
 """
 
 from __future__ import annotations
