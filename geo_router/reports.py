@@ -583,6 +583,9 @@ class ReportService:
         Returns the current UTC time (tests pass a fake).
     k
         Responders kept per facility type in the decision.
+    idempotency_ttl
+        How long an Idempotency-Key replays its first answer. After that the key is free
+        again (a new report), and expired keys are purged on the next idempotent write.
     """
 
     def __init__(
@@ -597,6 +600,7 @@ class ReportService:
         rate_limit_per_hour: int = 20,
         clock: Callable[[], datetime] = _utcnow,
         k: int = 3,
+        idempotency_ttl: timedelta = timedelta(hours=24),
     ) -> None:
         self.engine = engine
         self._router_provider = router_provider
@@ -607,6 +611,9 @@ class ReportService:
         self.rate_limit_per_hour = rate_limit_per_hour
         self.clock = clock
         self.k = k
+        if idempotency_ttl <= timedelta(0):
+            raise ValueError(f"idempotency_ttl must be positive, got {idempotency_ttl}")
+        self.idempotency_ttl = idempotency_ttl
 
     @property
     def router(self) -> Any:
@@ -649,10 +656,11 @@ class ReportService:
         channel = self._channel(report_in, actor)
         owner = _actor_id(actor)
         request_hash = _request_hash(report_in, channel)
+        keys_since = self.clock() - self.idempotency_ttl  # older keys have expired
         if idempotency_key is not None:
             idempotency_key = _check_idempotency_key(idempotency_key)
             with self.engine.connect() as conn:
-                replay = _replay(conn, idempotency_key, owner, request_hash)
+                replay = _replay(conn, idempotency_key, owner, request_hash, keys_since)
             if replay is not None:
                 return replay
 
@@ -689,13 +697,13 @@ class ReportService:
             closed_at=None,
         )
         try:
-            self._insert(report, actor, idempotency_key, request_hash)
+            self._insert(report, actor, idempotency_key, request_hash, keys_since)
         except sa.exc.IntegrityError:
             # A concurrent request with the same Idempotency-Key won the race: answer as it did.
             if idempotency_key is None:
                 raise
             with self.engine.connect() as conn:
-                replay = _replay(conn, idempotency_key, owner, request_hash)
+                replay = _replay(conn, idempotency_key, owner, request_hash, keys_since)
             if replay is None:
                 raise
             return replay
@@ -837,8 +845,14 @@ class ReportService:
         actor: Actor | None,
         idempotency_key: str | None,
         request_hash: str,
+        keys_since: datetime,
     ) -> None:
-        """Write the report, its zones, its first history entry and the idempotency key."""
+        """Write the report, its zones, its first history entry and the idempotency key.
+
+        An idempotent write first purges the keys created before ``keys_since`` (expired;
+        the index on their creation time keeps this to the expired rows), which also frees
+        an expired key being used again.
+        """
         row = report.to_dict()
         row.pop("zones")
         for name in ("created_at", "updated_at", "closed_at"):
@@ -864,6 +878,9 @@ class ReportService:
                 )
             )
             if idempotency_key is not None:
+                conn.execute(
+                    idempotency_keys.delete().where(idempotency_keys.c.created_at < keys_since)
+                )
                 conn.execute(
                     idempotency_keys.insert().values(
                         key=idempotency_key,
@@ -1024,11 +1041,15 @@ def _check_idempotency_key(key: str) -> str:
     return key
 
 
-def _replay(conn: sa.Connection, key: str, owner: str, request_hash: str) -> Report | None:
-    """The first answer for an idempotency key; conflict when the body differs."""
+def _replay(
+    conn: sa.Connection, key: str, owner: str, request_hash: str, since: datetime
+) -> Report | None:
+    """The first answer for an unexpired idempotency key; conflict when the body differs."""
     row = conn.execute(
         sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
-            idempotency_keys.c.key == key, idempotency_keys.c.api_key_id == owner
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.api_key_id == owner,
+            idempotency_keys.c.created_at >= since,
         )
     ).first()
     if row is None:

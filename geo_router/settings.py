@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     encryption_key: str | None = Field(None, description="Fernet key for phones/addresses.")
     secrets_file: Path | None = Field(None, description="File holding pepper + encryption key.")
     rate_limit_per_hour: int = Field(20, ge=1, description="Non-emergency reports per number.")
+    idempotency_ttl_hours: float = Field(
+        24.0, gt=0, le=24 * 90, description="How long an Idempotency-Key replays its answer."
+    )
 
     @property
     def sqlite_path(self) -> Path:

@@ -38,7 +38,12 @@ from geo_router.reports import (
 )
 from geo_router.secrets import Secrets
 from geo_router.store import make_engine, upgrade
-from geo_router.store.reports_schema import report_updates, report_zones, reports
+from geo_router.store.reports_schema import (
+    idempotency_keys,
+    report_updates,
+    report_zones,
+    reports,
+)
 
 ADMIN = ServiceActor(id="k-admin", name="admin key", role="admin")
 CALL = ServiceActor(id="k-call", name="call desk", role="intake", channel="call")
@@ -618,3 +623,22 @@ def test_import_names_a_missing_column(engine: Any, city: Any, tmp_path: Path) -
             category_field="jenis",
             created_field="waktu",
         )
+
+
+def test_idempotency_keys_expire(service: ReportService, inside: Any, clock: FakeClock) -> None:
+    """After the TTL a key is free again; expired keys are purged on the next keyed write."""
+    first = service.create(_body(inside), actor=CALL, idempotency_key="day-1")
+    clock.advance(hours=23)
+    assert service.create(_body(inside), actor=CALL, idempotency_key="day-1").id == first.id
+    clock.advance(hours=2)  # 25 h after the first: expired
+    other = service.create(_body(inside, description="other"), actor=CALL, idempotency_key="day-1")
+    assert other.id != first.id
+    again = service.create(_body(inside, description="other"), actor=CALL, idempotency_key="day-1")
+    assert again.id == other.id
+    assert _count(service.engine, idempotency_keys) == 1  # the expired row was purged
+    assert _count(service.engine, reports) == 2  # reports themselves are never purged
+
+
+def test_idempotency_ttl_must_be_positive(engine: Any, city: Any) -> None:
+    with pytest.raises(ValueError, match="idempotency_ttl"):
+        ReportService(engine, city, None, idempotency_ttl=timedelta(0))

@@ -6,7 +6,7 @@ thread pool. Phone fields (hash, ciphertext) are shown to admin and intake keys 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -44,6 +44,7 @@ async def get_report_service(
         region=region,
         rate_limit_per_hour=settings.rate_limit_per_hour,
         k=settings.default_k,
+        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
 
 

@@ -1,6 +1,6 @@
 """Core tables of report intake: reports, their zones, status history, idempotency keys.
 
-Migration ``0002`` creates exactly these tables (plus, on PostgreSQL with PostGIS, a
+Migrations ``0002`` and ``0003`` create exactly these tables (plus, on PostgreSQL with PostGIS, a
 generated ``reports.geom`` point column that is deliberately not declared here: it may be
 absent, and queries reach it through :data:`GEOM_COLUMN` only when it exists).
 """
@@ -133,4 +133,5 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint("id", name="pk_idempotency_keys"),
     sa.UniqueConstraint("key", "api_key_id", name="uq_idempotency_keys_key_api_key"),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of expired keys
 )
