@@ -423,6 +423,9 @@ def encode_batch_rows(
     facilities: dict[str, Any],
     reasons: list[str | None] | None = None,
     zones: np.ndarray | None = None,
+    *,
+    head: bytes = b"",
+    tail: bytes = b"",
 ) -> bytes:
     """The compact JSON rows of a bulk routing, comma-separated, in input order.
 
@@ -442,10 +445,13 @@ def encode_batch_rows(
     zones
         :func:`encode_zones_column` of this bulk and ``layers``, when already made (it can
         be, while ``Router.route_many`` still ranks facilities).
+    head, tail
+        Bytes around the rows (the rest of the answer), joined with them at once: a
+        many-megabyte answer is copied only once.
     """
     n = bulk.n
     if n == 0:
-        return b""
+        return head + tail
     if zones is None and layers:
         zones = encode_zones_column(bulk.layers, np.asarray(bulk.valid), layers)
     columns: list[Any] = [zones if layers else _ROW_OPEN]
@@ -471,8 +477,8 @@ def encode_batch_rows(
             if missing.size:
                 absent += [(len(columns) + c, missing) for c in range(len(numbers))]
             columns += numbers
-    tail = _TAIL_AFTER_RESPONDERS if facilities else _TAIL_NO_RESPONDERS
-    columns.append(tail[2 * np.asarray(bulk.axis_swap, dtype=np.intp) + outside])
+    row_tails = _TAIL_AFTER_RESPONDERS if facilities else _TAIL_NO_RESPONDERS
+    columns.append(row_tails[2 * np.asarray(bulk.axis_swap, dtype=np.intp) + outside])
     grid = np.empty((n, len(columns)), dtype=object)
     for j, col in enumerate(columns):
         grid[:, j] = col
@@ -485,4 +491,9 @@ def encode_batch_rows(
         grid[bad, 0] = _object_array(
             [b'{"error":' + orjson.dumps(why[i] or "invalid coordinates") + b"}," for i in bad]
         )
-    return b"".join(grid.ravel().tolist())[:-1]
+    pieces = grid.ravel().tolist()
+    last = len(pieces) - 1
+    while not pieces[last]:  # an error row's pieces after the first are empty
+        last -= 1
+    pieces[last] = pieces[last][:-1]  # every row ends with a comma; the last must not
+    return b"".join([head, *pieces, tail])

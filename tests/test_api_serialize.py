@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from api.serialize import _distance_bearing_columns, _distance_bearing_tokens_orjson
+from api.serialize import (
+    _distance_bearing_columns,
+    _distance_bearing_tokens_orjson,
+    encode_batch_rows,
+)
 
 _metres = st.one_of(
     st.floats(0, 50_000),
@@ -45,3 +52,18 @@ def test_distance_bearing_tokens_on_many_random_values() -> None:
     fast = _joined(dist, bearing)
     assert fast == _distance_bearing_tokens_orjson(dist, bearing).tolist()
     assert fast[0].endswith(b"}") and b',"bearing_deg":' in fast[0]
+
+
+def test_batch_rows_wrapped_in_head_and_tail_whatever_the_last_row(demo_router: Any) -> None:
+    """The last row loses its comma also when it is an error row (its later pieces empty)."""
+    lon = np.array([107.6, 107.61, np.nan])
+    lat = np.array([-6.9, -6.91, -6.9])
+    for rows in (slice(0, 2), slice(0, 3), slice(2, 3)):
+        bulk = demo_router.route_many(lon[rows], lat[rows])
+        snap = demo_router.snapshot
+        out = encode_batch_rows(
+            bulk, dict(snap.layers), dict(snap.facilities), head=b"[", tail=b"]"
+        )
+        answers = orjson.loads(out)
+        assert len(answers) == bulk.n
+        assert ("error" in answers[-1]) == (rows.stop == 3)

@@ -530,15 +530,15 @@ def _batch_answer(
         lon, lat, k=k, responder_types=list(facilities), snapshot=snap, on_zones=encode_zones
     )
     reasons = None
-    if any(e is not None for e in errors):
+    if errors.count(None) != len(errors):
         reasons = [e or r for e, r in zip(errors, bulk.reasons, strict=True)]
-    rows = encode_batch_rows(bulk, layers, facilities, reasons, zones[0] if zones else None)
     head = b'{"count":%d,"category":%s,"request_id":%s,"results":[' % (
         bulk.n,
         dumps(cat),
         dumps(rid),
     )
-    return head + rows + b"]}"
+    zones_column = zones[0] if zones else None
+    return encode_batch_rows(bulk, layers, facilities, reasons, zones_column, head=head, tail=b"]}")
 
 
 @router.post(
