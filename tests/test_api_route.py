@@ -324,3 +324,15 @@ def test_batch_encoded_while_routing_equals_encoded_after(
         {t: demo_router.snapshot.facilities[t] for t in kinds},
     )
     assert serial.endswith(b'"results":[' + plain + b"]}")
+
+
+def test_batch_booleans_are_not_coordinates(app_client: TestClient) -> None:
+    """JSON true/false would pass for 1/0 in Python and numpy: each such row is an error."""
+    points = [[True, -6.9], [107.6, -6.9], [107.6, False], [107.6, -6.9, True]]
+    r = app_client.post("/v1/route/batch", json={"points": points})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert "points[0]" in results[0]["error"]
+    assert "error" not in results[1]
+    assert "points[2]" in results[2]["error"]
+    assert "error" not in results[3]  # an altitude is not checked, as GeoJSON allows any
