@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -642,3 +645,46 @@ def test_idempotency_keys_expire(service: ReportService, inside: Any, clock: Fak
 def test_idempotency_ttl_must_be_positive(engine: Any, city: Any) -> None:
     with pytest.raises(ValueError, match="idempotency_ttl"):
         ReportService(engine, city, None, idempotency_ttl=timedelta(0))
+
+
+@pytest.fixture
+def postgres_without_postgis() -> Iterator[str]:
+    """A fresh PostgreSQL database owned by a plain role that may not create PostGIS."""
+    url = os.environ.get("GEO_ROUTER_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("PostgreSQL tests need GEO_ROUTER_TEST_DATABASE_URL (set by .ci/run)")
+    name = f"gr_plain_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{name}" LOGIN'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" OWNER "{name}"'))
+    plain = sa.engine.make_url(url).set(username=name, database=name)
+    try:
+        yield plain.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_without_postgis_filters_bbox_on_lon_lat(
+    postgres_without_postgis: str, city: Any, inside: tuple[float, float], clock: FakeClock
+) -> None:
+    """Migration 0002 skips the geometry column when PostGIS cannot be created; bbox works."""
+    upgrade(postgres_without_postgis)
+    engine = make_engine(postgres_without_postgis)
+    try:
+        if has_geom_column(engine):
+            pytest.skip("PostGIS is a trusted extension here: a plain owner could create it")
+        service = ReportService(engine, lambda: city, Secrets.generate(), clock=clock)
+        near = service.create(_body(inside), actor=CALL)
+        far = service.create(_body(inside, location={"lon": 0.0, "lat": 0.0}), actor=CALL)
+        lon, lat = inside
+        box = f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"
+        found = service.list(ReportFilters.parse(bbox=box), actor=ADMIN).items
+        assert [r.id for r in found] == [near.id]
+        assert far.id in [r.id for r in service.list(actor=ADMIN).items]
+    finally:
+        engine.dispose()
