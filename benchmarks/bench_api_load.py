@@ -511,10 +511,15 @@ def _scaling_ceiling(one: LoadResult, two: LoadResult) -> str:
     if not per_request_ms > 0 or one.rps <= 0:
         return "no ceiling computed"
     ceiling = min(2 * one.rps, cores * 1e3 / per_request_ms)
+    # With two cores of their own, 2 workers would serve 2 / (CPU per request at 2 workers)
+    # against 1 / (CPU per request at 1 worker): what the server's own contention allows.
+    own_cores = 2 * one.cpu_ms_per_request / two.cpu_ms_per_request
     return (
         f"{cores} cores shared with the load generator "
         f"({two.load_cpu_ms_per_request * 1e3:.0f} us CPU/request) cap it at "
-        f"{ceiling / one.rps:.2f}x here"
+        f"{ceiling / one.rps:.2f}x here; server CPU/request "
+        f"{one.cpu_ms_per_request * 1e3:.0f} -> {two.cpu_ms_per_request * 1e3:.0f} us, "
+        f"{own_cores:.2f}x on cores of its own"
     )
 
 
