@@ -172,6 +172,7 @@ def _make_lifespan(
         try:
             yield
         finally:
+            app.state.metrics.close()
             close = getattr(store, "close", None)
             if close is not None:
                 close()
@@ -247,7 +248,7 @@ def create_app(
     state.auth = None
     state.load_error = None
     state.ready_event = threading.Event()
-    state.metrics = Metrics()
+    state.metrics = Metrics(settings.metrics_dir)
 
     install_error_handlers(app)
     # Added last = outermost: the request id exists before anything can answer. The GET

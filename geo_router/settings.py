@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     encryption_key: str | None = Field(None, description="Fernet key for phones/addresses.")
     secrets_file: Path | None = Field(None, description="File holding pepper + encryption key.")
     rate_limit_per_hour: int = Field(20, ge=1, description="Non-emergency reports per number.")
+    metrics_dir: Path | None = Field(
+        None,
+        description="Folder the worker processes share so /metrics counts all of them "
+        "(geo-router serve makes one for --workers > 1).",
+    )
     idempotency_ttl_hours: float = Field(
         24.0, gt=0, le=24 * 90, description="How long an Idempotency-Key replays its answer."
     )

@@ -138,3 +138,42 @@ def test_serve_for_real(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert b"OPEN MODE" in out
+
+
+@pytest.mark.slow
+def test_two_workers_count_every_request_in_metrics(tmp_path: Path) -> None:
+    """With --workers 2 a scrape reaches one worker, yet counts both workers' requests."""
+    port = _free_port()
+    env = {**os.environ, "GEO_ROUTER_DATA_DIR": str(tmp_path)}
+    for name in ENV:
+        env.pop(name, None)
+    env["GEO_ROUTER_METRICS_DIR"] = str(tmp_path / "metrics")  # serve makes one when unset
+    cmd = [sys.executable, "-c", "from geo_router.cli import main; main()", "serve"]
+    cmd += ["--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    line = 'geo_router_http_requests_total{method="GET",route="/v1/route",status="200"}'
+    try:
+        deadline = time.monotonic() + 180
+        ready = 0
+        while time.monotonic() < deadline and ready < 10:  # both workers up: 10 in a row
+            try:
+                status = httpx.get(f"{base}/readyz", timeout=2).status_code
+            except httpx.TransportError:
+                status = 0
+            ready = ready + 1 if status == 200 else 0
+            time.sleep(0.1)
+        assert ready >= 10
+        for _ in range(40):  # new connections: spread over both workers
+            r = httpx.get(f"{base}/v1/route", params={"lon": 107.6, "lat": -6.9}, timeout=5)
+            assert r.status_code == 200
+        time.sleep(2.5)  # every worker publishes its tallies once a second
+        counts = set()
+        for _ in range(6):
+            text = httpx.get(f"{base}/metrics", timeout=5).text
+            counts.add(next(float(x.split()[-1]) for x in text.splitlines() if x.startswith(line)))
+        assert counts == {40.0}
+        assert len(list((tmp_path / "metrics").glob("worker-*.json"))) == 2
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

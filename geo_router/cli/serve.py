@@ -8,6 +8,8 @@ its own app from them).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -91,14 +93,23 @@ def serve(
     else:
         typer.echo(f"  protected: {active} active API key(s); send 'Authorization: Bearer KEY'")
     os.environ.setdefault("GEO_ROUTER_CITY", str(settings.city))
+    shared_metrics = None
+    if settings.workers > 1 and settings.metrics_dir is None:
+        # Each worker publishes its request counts here, so a scrape sees all of them.
+        shared_metrics = tempfile.mkdtemp(prefix="geo_router_metrics_")
+        os.environ["GEO_ROUTER_METRICS_DIR"] = shared_metrics
 
     import uvicorn
 
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            access_log=False,
+        )
+    finally:
+        if shared_metrics is not None:
+            shutil.rmtree(shared_metrics, ignore_errors=True)
