@@ -104,22 +104,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start_serve(
+    data_dir: Path, port: int, *args: str, **env_extra: str
+) -> subprocess.Popen[bytes]:
+    """``geo-router serve --port PORT *args`` in a subprocess, with a clean GEO_ROUTER_* env."""
+    env = {**os.environ, "GEO_ROUTER_DATA_DIR": str(data_dir)}
+    for name in ENV:
+        env.pop(name, None)
+    env.update(env_extra)
+    cmd = [sys.executable, "-c", "from geo_router.cli import main; main()", "serve"]
+    cmd += ["--port", str(port), *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
 @pytest.mark.slow
 def test_serve_for_real(tmp_path: Path) -> None:
     """Starts uvicorn through the CLI: /livez at once, /readyz once the city is loaded."""
     port = _free_port()
-    env = {**os.environ, "GEO_ROUTER_DATA_DIR": str(tmp_path)}
-    for name in ENV:
-        env.pop(name, None)
-    cmd = [
-        sys.executable,
-        "-c",
-        "from geo_router.cli import main; main()",
-        "serve",
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = _start_serve(tmp_path, port)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -144,13 +146,10 @@ def test_serve_for_real(tmp_path: Path) -> None:
 def test_two_workers_count_every_request_in_metrics(tmp_path: Path) -> None:
     """With --workers 2 a scrape reaches one worker, yet counts both workers' requests."""
     port = _free_port()
-    env = {**os.environ, "GEO_ROUTER_DATA_DIR": str(tmp_path)}
-    for name in ENV:
-        env.pop(name, None)
-    env["GEO_ROUTER_METRICS_DIR"] = str(tmp_path / "metrics")  # serve makes one when unset
-    cmd = [sys.executable, "-c", "from geo_router.cli import main; main()", "serve"]
-    cmd += ["--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # serve makes a temporary folder when unset; a known one lets the test look inside
+    proc = _start_serve(
+        tmp_path, port, "--workers", "2", GEO_ROUTER_METRICS_DIR=str(tmp_path / "metrics")
+    )
     base = f"http://127.0.0.1:{port}"
     line = 'geo_router_http_requests_total{method="GET",route="/v1/route",status="200"}'
     try:
