@@ -108,11 +108,21 @@ def _category_json(cat: CategoryRoute) -> bytes:
 _BY_SNAPSHOT: weakref.WeakKeyDictionary[CitySnapshot, _SnapshotJSON] = weakref.WeakKeyDictionary()
 
 
+#: The last snapshot answered and its fragments: one identity test per request instead of a
+#: weak-reference lookup (a tuple is replaced whole, so threads never see half of one).
+_last: tuple[CitySnapshot, _SnapshotJSON] | None = None
+
+
 def _fragments(snap: CitySnapshot) -> _SnapshotJSON:
+    global _last
+    last = _last
+    if last is not None and last[0] is snap:
+        return last[1]
     found = _BY_SNAPSHOT.get(snap)
     if found is None:
         # Two threads may build it at once on a fresh snapshot: the same bytes, one kept.
         found = _BY_SNAPSHOT.setdefault(snap, _SnapshotJSON(snap))
+    _last = (snap, found)
     return found
 
 
