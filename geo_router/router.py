@@ -853,10 +853,9 @@ def _route_point(
 def _route_result(hits: PointHits) -> RouteResult:
     """A :class:`PointHits` as the RouteResult dataclasses."""
     snap = hits.snapshot
-    layers = {layer.name: layer for layer in snap._point_layers}
     zones: dict[str, ZoneMatch] = {}
-    for name, primary, status, cands in hits.zones:
-        layer = layers[name]
+    # hits.zones follows the snapshot's layer order (see _route_point)
+    for layer, (name, primary, status, cands) in zip(snap._point_layers, hits.zones, strict=True):
         ids, names, inside = layer.ids, layer.names, layer.inside
         zones[name] = ZoneMatch(
             name,
