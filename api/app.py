@@ -33,6 +33,7 @@ from api.request_metrics import Metrics
 from api.routers import (
     callers,
     collections,
+    docs,
     health,
     info,
     mapview,
@@ -155,6 +156,33 @@ def _announce_mode(app: FastAPI) -> None:
         )
 
 
+def _claim_store_city(settings: Settings, store: Any) -> str | None:
+    """Log which store serves and claim it for ``settings.city``; the refusal, if refused.
+
+    A store created for another city is refused with one logged line (no traceback): the
+    service then never becomes ready and does not expose that store.
+    """
+    from geo_router.errors import ProfileError, StoreCityMismatchError
+    from geo_router.store.city_record import claim_city_profile
+    from geo_router.store.database import describe_store
+
+    engine = getattr(store, "engine", None)
+    log.info("store: %s", describe_store(settings if engine is None else engine))
+    if engine is None:  # an injected stand-in without a database
+        return None
+    try:
+        claim = claim_city_profile(engine, settings.city)
+    except StoreCityMismatchError as exc:
+        log.error("%s", exc.message)
+        return exc.message
+    except ProfileError as exc:  # the city loader reports it on /readyz
+        log.warning("the city could not be recorded in the store: %s", exc.message)
+        return None
+    if claim.note:
+        log.info("%s", claim.note)
+    return None
+
+
 def _make_lifespan(
     loader: CityLoader,
     store_opener: Callable[[Settings], Any],
@@ -164,11 +192,16 @@ def _make_lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings: Settings = app.state.settings
         store = await run_in_threadpool(store_opener, settings)
-        app.state.store = store
-        app.state.secrets = await run_in_threadpool(secrets_loader, settings)
-        app.state.auth = Authenticator(store.keys, settings.host)
-        await run_in_threadpool(_announce_mode, app)
-        app.state.loader_thread = _load_in_background(app, loader)
+        refused = await run_in_threadpool(_claim_store_city, settings, store)
+        if refused is None:
+            app.state.store = store
+            app.state.secrets = await run_in_threadpool(secrets_loader, settings)
+            app.state.auth = Authenticator(store.keys, settings.host)
+            await run_in_threadpool(_announce_mode, app)
+            app.state.loader_thread = _load_in_background(app, loader)
+        else:
+            # Not ready, ever: /readyz answers 503 with the refusal; the store stays unused.
+            app.state.load_error = refused
         try:
             yield
         finally:
@@ -233,6 +266,9 @@ def create_app(
         # Operation ids are the handlers' names (snake_case), stable for generated clients.
         generate_unique_id_function=lambda route: route.name,
         default_response_class=ORJSONResponse,
+        # FastAPI's docs pages load their assets from CDNs; api.routers.docs serves them.
+        docs_url=None,
+        redoc_url=None,
         lifespan=_make_lifespan(
             city_loader or load_city,
             store_opener or open_store,
@@ -262,5 +298,6 @@ def create_app(
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
     for module in (subscribers, callers, reports, open311, mapview):
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
+    app.include_router(docs.router)
     app.openapi = _custom_openapi(app)  # type: ignore[method-assign]
     return app

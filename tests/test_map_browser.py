@@ -1,7 +1,8 @@
-"""End to end: the real service on loopback, the map page in headless Chromium (Playwright).
+"""End to end: the real service on loopback, its pages in headless Chromium (Playwright).
 
-Debian's chromium drives the page (never ``playwright install``); Leaflet comes from
-``npm ci``. Both are installed in CI; elsewhere these tests skip with the reason.
+Debian's chromium drives the pages (never ``playwright install``); Leaflet and the API docs'
+assets come from Python packages, so the pages load nothing but the service's own URLs. Without
+Chromium or the playwright package these tests skip with the reason.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from api.routers import mapview
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -43,10 +42,6 @@ def _require_browser_stack() -> None:
     pytest.importorskip("playwright.sync_api", reason="the playwright pip package is missing")
     if not CHROMIUM.is_file():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    if not mapview.leaflet_available():
-        pytest.skip(
-            f"Leaflet missing at {mapview.leaflet_dir()}: run `npm ci` in the repository root"
-        )
 
 
 def _free_port() -> int:
@@ -118,12 +113,25 @@ def page_errors() -> list[str]:
 
 
 @pytest.fixture
-def page(browser: Any, page_errors: list[str]) -> Iterator[Any]:
+def requested() -> list[str]:
+    """Every URL the page requested (documents, scripts, styles, images, fetches)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, page_errors: list[str], requested: list[str]) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.on("request", lambda request: requested.append(request.url))
     yield page
     context.close()
+
+
+def _off_origin(requested: list[str], base: str) -> list[str]:
+    """The requested URLs that left the service (inline data: and blob: URLs stay local)."""
+    local = (f"{base}/", "data:", "blob:", "about:")
+    return [url for url in requested if not url.startswith(local)]
 
 
 def _save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
@@ -181,7 +189,7 @@ def _click_lonlat(page: Any, lon: float, lat: float) -> None:
 
 
 def test_page_draws_layers_and_routes_a_click(
-    service: str, page: Any, page_errors: list[str], tmp_path: Path
+    service: str, page: Any, page_errors: list[str], requested: list[str], tmp_path: Path
 ) -> None:
     sizes = _collection_sizes(service)
     page.goto(f"{service}/map")
@@ -224,6 +232,10 @@ def test_page_draws_layers_and_routes_a_click(
     page.uncheck("#toggle-kelurahan")
     assert page.locator(".leaflet-overlay-pane path.zone-kelurahan").count() == 0
     assert not page_errors
+    # Leaflet came from the service (xstatic-leaflet), and nothing else left it either.
+    assert f"{service}/vendor/leaflet/leaflet.js" in requested
+    assert f"{service}/vendor/leaflet/leaflet.css" in requested
+    assert not _off_origin(requested, service)
 
 
 def test_keyboard_only_routing(service: str, page: Any, page_errors: list[str]) -> None:
@@ -243,24 +255,48 @@ def test_keyboard_only_routing(service: str, page: Any, page_errors: list[str]) 
     assert not page_errors
 
 
-def test_without_leaflet_the_page_says_how_to_install(
-    service: str,
-    page: Any,
-    page_errors: list[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def test_when_leaflet_does_not_load_typed_routing_still_works(
+    service: str, page: Any, page_errors: list[str], tmp_path: Path
 ) -> None:
-    # The service runs in this process and reads the override per request.
-    monkeypatch.setenv(mapview.LEAFLET_DIR_ENV, str(tmp_path))
+    # Leaflet always ships with the service now; a proxy or extension can still block it.
+    page.route("**/vendor/leaflet/**", lambda route: route.abort())
     lon, lat = _inside_point(service)
     page.goto(f"{service}/map")
     page.wait_for_selector("body[data-ready='no-map']", timeout=30_000)
-    hint = page.locator("#leaflet-missing")
-    assert hint.is_visible()
-    assert "npm ci" in hint.inner_text()
+    assert page.locator("#map").is_hidden()
+    assert "Leaflet did not load" in page.locator("#layers-empty").inner_text()
     page.fill("#lon", str(lon))
     page.fill("#lat", str(lat))
     page.click("#route-button")
     page.wait_for_selector("body[data-route='done']", timeout=15_000)
+    assert page.locator("#result table.zones tbody tr").count() >= 1
     _save_screenshot(page, tmp_path, "map_page_no_leaflet.png")
     assert not page_errors
+
+
+def test_api_docs_render_with_no_outside_request(
+    service: str, page: Any, page_errors: list[str], requested: list[str], tmp_path: Path
+) -> None:
+    # The pages' CSP would block an off-origin load and log it here: there must be none.
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{service}/docs")
+    # Swagger UI has fetched /openapi.json and drawn an operation block per endpoint.
+    route_op = page.locator(".opblock .opblock-summary-path[data-path='/v1/route']")
+    route_op.first.wait_for(timeout=30_000)
+    assert page.locator(".opblock").count() >= 10
+    assert page.locator(".opblock-tag[data-tag='routing']").count() == 1
+    assert f"{service}/vendor/docs/swagger-ui-bundle.js" in requested
+    assert f"{service}/openapi.json" in requested
+    _save_screenshot(page, tmp_path, "docs_swagger_ui.png")
+
+    page.goto(f"{service}/redoc")
+    # ReDoc renders a section per operation once it has read the document.
+    page.wait_for_selector("[data-section-id*='operation/route_point']", timeout=30_000)
+    assert "geo_router" in page.locator("h1").first.inner_text()
+    assert f"{service}/vendor/docs/redoc.standalone.js" in requested
+    _save_screenshot(page, tmp_path, "docs_redoc.png")
+
+    assert not page_errors
+    assert not console_errors
+    assert not _off_origin(requested, service), _off_origin(requested, service)

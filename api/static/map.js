@@ -22,7 +22,7 @@ const STATUS_TEXT = {
 const COMPASS = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"];
 
 const state = {
-  config: { tile_url: null, default_k: 3, leaflet: true },
+  config: { tile_url: null, default_k: 3 },
   map: null,
   overlays: new Map(), // collection id -> { layer, kind, color }
   routeLayer: null,
@@ -462,7 +462,8 @@ async function main() {
   const info = loadInfo();
   if (typeof window.L === "undefined") {
     $("map").hidden = true;
-    $("layers-empty").textContent = "No map: Leaflet is not installed (run npm ci in the repository root).";
+    // Leaflet ships with the service (/vendor/leaflet/); this is a blocked or failed load.
+    $("layers-empty").textContent = "No map: Leaflet did not load. Routing by typed coordinates still works.";
     await info;
     document.body.dataset.ready = "no-map";
     return;
