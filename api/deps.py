@@ -79,6 +79,9 @@ async def get_principal(request: Request) -> Any:
     """The caller: an ``ApiKeyRecord`` or the open-mode admin principal (401 otherwise)."""
     auth: Authenticator | None = request.app.state.auth
     if auth is None:
+        refusal = request.app.state.load_error
+        if refusal:  # the store was refused at startup (created for another city)
+            raise NotReadyError(refusal)
         raise ConfigurationError("authentication is not configured (store not open)")
     return auth.authenticate(request.headers)
 

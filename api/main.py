@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI
 
 from api.app import create_app, load_city
 from api.malloc_tuning import tune_malloc
+from geo_router.errors import ConfigurationError
+from geo_router.secrets import Secrets
 from geo_router.settings import Settings
 
 
 def create_app_from_env() -> FastAPI:
-    """Build the app from ``GEO_ROUTER_*`` environment variables (one per worker)."""
+    """Build the app from ``GEO_ROUTER_*`` environment variables (one per worker).
+
+    Missing or broken secrets stop the process with one line naming the fix, not a traceback:
+    every way of starting the app (``geo-router serve``, uvicorn, gunicorn) refuses alike.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
+    settings = Settings()
+    try:
+        Secrets.load(settings)
+    except ConfigurationError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise SystemExit(3) from None
     tune_malloc()  # batches route in worker threads: keep their memory mapped between them
-    return create_app(Settings(), city_loader=load_city_for_serving)
+    return create_app(settings, city_loader=load_city_for_serving)
 
 
 def load_city_for_serving(settings: Settings) -> tuple[Any, Any]:

@@ -6,7 +6,8 @@ client; ``detail`` carries anything extra (field names, per-feature reasons) as 
 
     GeoRouterError
     ├── ConfigurationError          settings or secrets missing / unusable
-    │   └── ProfileError            a city profile that cannot be loaded (file + key named)
+    │   ├── ProfileError            a city profile that cannot be loaded (file + key named)
+    │   └── StoreCityMismatchError  a store created for another city than the one to serve
     ├── InputError                  a caller sent something unusable (4xx)
     │   ├── InvalidCoordinatesError NaN / infinite / out of range / not numbers (row named)
     │   ├── UnknownCRSError         a CRS pyproj does not know
@@ -41,6 +42,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProfileError",
     "RateLimitedError",
+    "StoreCityMismatchError",
     "UnknownCRSError",
     "UnknownCategoryError",
 ]
@@ -61,6 +63,14 @@ class ConfigurationError(GeoRouterError):
 
 class ProfileError(ConfigurationError):
     """A city profile that cannot be loaded; the message names the file and the key."""
+
+
+class StoreCityMismatchError(ConfigurationError):
+    """The store records another city than the one to serve; the message names both.
+
+    ``detail`` holds ``store`` (its description, never a password), ``recorded_city`` and
+    ``requested_city``.
+    """
 
 
 class InputError(GeoRouterError):

@@ -24,10 +24,13 @@ log = logging.getLogger(__name__)
 #: Name of the generated file in the data dir (embedded default only).
 SECRETS_FILENAME = "secrets.json"
 
-_PRODUCTION_MESSAGE = (
-    "production refuses to start without GEO_ROUTER_PEPPER and GEO_ROUTER_ENCRYPTION_KEY "
-    "or GEO_ROUTER_SECRETS_FILE"
+#: What to do when secrets are missing: one command makes them.
+SECRETS_INIT_HINT = (
+    "make them with 'geo-router secrets init --file PATH' and set GEO_ROUTER_SECRETS_FILE=PATH "
+    "(or GEO_ROUTER_PEPPER and GEO_ROUTER_ENCRYPTION_KEY)"
 )
+
+_PRODUCTION_MESSAGE = f"production refuses to start without secrets: {SECRETS_INIT_HINT}"
 
 
 def _fernet(encryption_key: str, source: str) -> MultiFernet:
@@ -109,8 +112,7 @@ class Secrets:
         if settings.database_url and not settings.database_url.startswith("sqlite"):
             # A file on one host must not become the only key to a shared database.
             raise ConfigurationError(
-                "an external database needs configured secrets: set GEO_ROUTER_PEPPER and "
-                "GEO_ROUTER_ENCRYPTION_KEY or GEO_ROUTER_SECRETS_FILE"
+                f"an external database needs configured secrets: {SECRETS_INIT_HINT}"
             )
         return _read_or_create(settings.data_dir / SECRETS_FILENAME)
 
@@ -162,10 +164,15 @@ def _read_file(path: Path) -> Secrets:
     return Secrets(data["pepper"], data["encryption_key"], source=f"secrets file {path}")
 
 
-def _read_or_create(path: Path) -> Secrets:
-    """Reuse ``path`` or create it with fresh secrets, mode 0600, race-free."""
-    if path.exists():
-        return _read_file(path)
+def write_new_secrets_file(path: Path) -> Secrets:
+    """Create ``path`` (mode 0600, fsynced, atomically) holding fresh secrets.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists: it is never overwritten, since data encrypted with the secrets it holds
+        could not be read again.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = Secrets.generate(source=f"secrets file {path}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}")
@@ -175,11 +182,19 @@ def _read_or_create(path: Path) -> Secrets:
             handle.write(fresh.to_json())
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)  # atomic and refuses to overwrite: a concurrent first run wins
-        except FileExistsError:
-            return _read_file(path)
+        os.link(tmp, path)  # atomic and refuses to overwrite: a concurrent first run wins
     finally:
         tmp.unlink(missing_ok=True)
+    return fresh
+
+
+def _read_or_create(path: Path) -> Secrets:
+    """Reuse ``path`` or create it with fresh secrets, mode 0600, race-free."""
+    if path.exists():
+        return _read_file(path)
+    try:
+        fresh = write_new_secrets_file(path)
+    except FileExistsError:
+        return _read_file(path)
     log.warning("generated new secrets in %s (mode 0600); back this file up", path)
     return fresh

@@ -6,13 +6,18 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
+from platformdirs import user_data_path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The bundled demo city, used whenever no profile is named.
-DEMO_CITY_PROFILE = (
-    Path(__file__).resolve().parent.parent / "zones_data" / "demo_city" / "city.toml"
-)
+from zones_data import DEMO_CITY_PROFILE
+
+__all__ = ["DEMO_CITY_PROFILE", "Settings", "default_data_dir", "get_settings", "is_loopback_host"]
+
+
+def default_data_dir() -> Path:
+    """The per-user data dir (``platformdirs``): one store whatever folder a command runs from."""
+    return user_data_path("geo-router", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -21,7 +26,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEO_ROUTER_", env_file=".env", extra="ignore")
 
     city: Path = Field(DEMO_CITY_PROFILE, description="City profile (TOML) to serve.")
-    data_dir: Path = Field(Path(".geo_router"), description="Embedded database, secrets.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Embedded database and secrets; a per-user folder unless set.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means SQLite in data_dir (embedded default)."
     )

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from geo_router.settings import DEMO_CITY_PROFILE
+
+# Tests never touch a user's real store: every command and app they start (in process or as a
+# subprocess, which inherits the environment) uses a data dir of the test session's own.
+_TEST_DATA_DIR = tempfile.mkdtemp(prefix="geo_router_tests_")
+os.environ["GEO_ROUTER_DATA_DIR"] = _TEST_DATA_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the test session's data dir."""
+    shutil.rmtree(_TEST_DATA_DIR, ignore_errors=True)
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("GEO_ROUTER_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))

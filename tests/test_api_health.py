@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo_router.settings import Settings
+from geo_router.settings import DEMO_CITY_PROFILE, Settings
+from geo_router.store import describe_store, make_engine
+from geo_router.store.city_record import recorded_city
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +63,79 @@ def test_readyz_names_a_failed_load(tmp_path: Any) -> None:
         r = client.get("/readyz")
         assert r.status_code == 503
         assert "city.toml is missing" in r.json()["detail"]
+
+
+def _other_city(folder: Path, name: str = "Kota Lain") -> Path:
+    """A copy of the demo city folder whose profile names another city."""
+    shutil.copytree(DEMO_CITY_PROFILE.parent, folder)
+    profile = folder / DEMO_CITY_PROFILE.name
+    text = profile.read_text(encoding="utf-8")
+    profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
+    return profile
+
+
+def test_startup_logs_the_store_and_records_the_city(
+    demo_router: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="geo_router.api")
+    settings = Settings(data_dir=tmp_path, database_url=None, _env_file=None)
+    app = create_app(settings, city_loader=lambda s: (demo_router, None))
+    with TestClient(app) as client:
+        assert app.state.ready_event.wait(60), app.state.load_error
+        assert client.get("/readyz").status_code == 200
+    store_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("store:")]
+    assert store_lines == [f"store: {describe_store(settings)}"]
+    engine = make_engine(settings.effective_database_url)
+    try:
+        record = recorded_city(engine)
+    finally:
+        engine.dispose()
+    assert record is not None and record.name == "Kota Contoh"
+
+
+def test_a_store_of_another_city_never_becomes_ready(
+    demo_router: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    first = create_app(
+        Settings(data_dir=data, database_url=None, _env_file=None),
+        city_loader=lambda s: (demo_router, None),
+    )
+    with TestClient(first):
+        assert first.state.ready_event.wait(60)  # the demo city is recorded
+
+    calls: list[Settings] = []
+
+    def loader(settings: Settings) -> tuple[Any, None]:
+        calls.append(settings)
+        return demo_router, None
+
+    other = _other_city(tmp_path / "other")
+    settings = Settings(data_dir=data, database_url=None, city=other, _env_file=None)
+    caplog.set_level(logging.INFO, logger="geo_router.api")
+    app = create_app(settings, city_loader=loader)
+    with TestClient(app) as client:
+        assert client.get("/livez").status_code == 200
+        for _ in range(3):
+            r = client.get("/readyz")
+            assert r.status_code == 503
+        detail = r.json()["detail"]
+        assert "'Kota Contoh'" in detail and "'Kota Lain'" in detail
+        route = client.get("/v1/route", params={"lon": 107.6, "lat": -6.9})
+        assert route.status_code == 503 and "'Kota Lain'" in route.json()["detail"]
+        assert client.get("/v1/reports").status_code == 503  # nothing reads that store
+        assert not app.state.ready_event.is_set()
+        assert app.state.store is None  # the other city's store is not used
+    assert calls == []  # the city was never loaded
+    expected = (
+        f"this store ({describe_store(settings)}) was created for the city 'Kota Contoh'; "
+        "refusing to serve 'Kota Lain' from it. Choose another data dir (GEO_ROUTER_DATA_DIR) "
+        "or database (GEO_ROUTER_DATABASE_URL) for 'Kota Lain'."
+    )
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [expected]
+    assert errors[0].exc_info is None  # one line, no traceback
+    assert expected in detail
 
 
 def test_request_id_is_echoed_or_made(app_client: TestClient) -> None:

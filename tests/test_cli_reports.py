@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from geo_router.cli import app
+from geo_router.settings import DEMO_CITY_PROFILE
 from geo_router.store import make_engine
+from geo_router.store.city_record import recorded_city
 from geo_router.store.reports_schema import report_zones, reports
 
 runner = CliRunner()
@@ -98,6 +101,59 @@ def test_import_errors_are_one_line(data_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no column 'lon'" in result.output
     assert "Traceback" not in result.output
+
+
+def _import(source: Path, city: Path) -> Any:
+    return runner.invoke(
+        app,
+        [
+            *("reports", "import", str(source), "--city", str(city)),
+            *("--lon-field", "lon", "--lat-field", "lat"),
+            *("--category-field", "category", "--created-field", "created"),
+        ],
+    )
+
+
+def _other_city(folder: Path, name: str = "Kota Lain") -> Path:
+    """A copy of the demo city folder whose profile names another city."""
+    shutil.copytree(DEMO_CITY_PROFILE.parent, folder)
+    profile = folder / DEMO_CITY_PROFILE.name
+    text = profile.read_text(encoding="utf-8")
+    profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
+    return profile
+
+
+def test_import_says_which_store_and_keeps_to_its_city(
+    data_dir: Path, tmp_path: Path, demo_profile_path: Path
+) -> None:
+    source = tmp_path / "r.csv"
+    source.write_text("lon,lat,category,created\n107.64,-6.849,waste,2026-01-05 10:00:00\n")
+    store = str((data_dir / "geo_router.sqlite3").resolve())
+
+    first = _import(source, demo_profile_path)
+    assert first.exit_code == 0, first.output
+    assert first.stderr.splitlines() == [f"store: {store}"]
+    assert _summary(first.stdout)["stored"] == 1  # stdout: the JSON summary alone
+    engine = _engine(data_dir)
+    try:
+        record = recorded_city(engine)
+        assert record is not None and record.name == "Kota Contoh"
+        assert _import(source, demo_profile_path).exit_code == 0  # the same city again
+
+        other = _import(source, _other_city(tmp_path / "other"))
+        assert other.exit_code == 2
+        assert other.stderr.splitlines() == [
+            f"store: {store}",
+            f"error: this store ({store}) was created for the city 'Kota Contoh'; refusing to "
+            "serve 'Kota Lain' from it. Choose another data dir (GEO_ROUTER_DATA_DIR) or "
+            "database (GEO_ROUTER_DATABASE_URL) for 'Kota Lain'.",
+        ]
+        assert other.stdout == "" and "Traceback" not in other.output
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(reports)).scalar_one()
+        assert stored == 2  # nothing imported for the other city
+    finally:
+        engine.dispose()
 
 
 NYC_PROFILE = """

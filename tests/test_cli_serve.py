@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from typer.testing import CliRunner
 from geo_router.cli import app
 from geo_router.cli import serve as serve_module
 from geo_router.settings import DEMO_CITY_PROFILE, Settings
-from geo_router.store import Store
+from geo_router.store import Store, describe_store, make_engine
+from geo_router.store.city_record import claim_city_profile, recorded_city
 
 ENV = ("GEO_ROUTER_CITY", "GEO_ROUTER_HOST", "GEO_ROUTER_PORT", "GEO_ROUTER_WORKERS")
 
@@ -176,3 +178,77 @@ def test_two_workers_count_every_request_in_metrics(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def _other_city(folder: Path, name: str = "Kota Lain") -> Path:
+    """A copy of the demo city folder whose profile names another city."""
+    shutil.copytree(DEMO_CITY_PROFILE.parent, folder)
+    profile = folder / DEMO_CITY_PROFILE.name
+    text = profile.read_text(encoding="utf-8")
+    profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
+    return profile
+
+
+def _refusal(store: str, other: str = "Kota Lain") -> str:
+    return (
+        f"error: this store ({store}) was created for the city 'Kota Contoh'; refusing to serve "
+        f"'{other}' from it. Choose another data dir (GEO_ROUTER_DATA_DIR) or database "
+        f"(GEO_ROUTER_DATABASE_URL) for '{other}'."
+    )
+
+
+def test_serve_says_which_store_and_records_the_city(
+    env: Path, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    result = CliRunner().invoke(app, ["serve", "--city", str(DEMO_CITY_PROFILE)])
+    assert result.exit_code == 0, result.output
+    assert f"store: {(env / 'geo_router.sqlite3').resolve()}" in result.stderr.splitlines()
+    assert "store:" not in result.stdout
+    engine = make_engine(f"sqlite:///{env / 'geo_router.sqlite3'}")
+    try:
+        record = recorded_city(engine)
+    finally:
+        engine.dispose()
+    assert record is not None and record.name == "Kota Contoh"
+
+
+def test_serve_notes_a_changed_profile(
+    env: Path, tmp_path: Path, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    profile = _other_city(tmp_path / "city", "Kota Contoh")
+    assert CliRunner().invoke(app, ["serve", "--city", str(profile)]).exit_code == 0
+    with profile.open("a", encoding="utf-8") as f:
+        f.write("\n# edited\n")
+    result = CliRunner().invoke(app, ["serve", "--city", str(profile)])
+    assert result.exit_code == 0, result.output
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("info:")]
+    assert "'Kota Contoh' changed since this store" in note
+    assert len(uvicorn_calls) == 2
+
+
+def test_serve_refuses_a_store_of_another_city(
+    env: Path, tmp_path: Path, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    assert CliRunner().invoke(app, ["serve"]).exit_code == 0  # the demo city: recorded
+    other = _other_city(tmp_path / "other")
+    result = CliRunner().invoke(app, ["serve", "--city", str(other)])
+    assert result.exit_code == 2
+    store = str((env / "geo_router.sqlite3").resolve())
+    assert result.stderr.splitlines() == [f"store: {store}", _refusal(store)]
+    assert "Traceback" not in result.output
+    assert len(uvicorn_calls) == 1  # only the first serve started uvicorn
+
+
+def test_serve_refuses_another_city_in_a_real_process(tmp_path: Path) -> None:
+    """The console script: one line, exit code 2, no traceback, uvicorn never starts."""
+    data = tmp_path / "data"
+    with Store.open(Settings(data_dir=data, database_url=None, _env_file=None)) as store:
+        claim_city_profile(store.engine, DEMO_CITY_PROFILE)
+    other = _other_city(tmp_path / "other")
+    proc = _start_serve(data, _free_port(), "--city", str(other), GEO_ROUTER_DATABASE_URL="")
+    out, _ = proc.communicate(timeout=120)
+    text = out.decode()
+    assert proc.returncode == 2, text
+    store = describe_store(Settings(data_dir=data, database_url=None, _env_file=None))
+    assert _refusal(store) in text.splitlines()
+    assert "Traceback" not in text and "Uvicorn running" not in text

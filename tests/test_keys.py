@@ -190,3 +190,25 @@ def test_cli_errors_exit_1(tmp_path: Path) -> None:
     assert bad_role.exit_code == 1 and "unknown role" in bad_role.output
     unknown = _invoke(tmp_path, "keys", "revoke", "nope")
     assert unknown.exit_code == 1 and "no API key" in unknown.output
+
+
+def test_cli_says_which_store_on_stderr_and_records_no_city(tmp_path: Path) -> None:
+    from geo_router.store.city_record import claim_city, recorded_city
+
+    store_line = f"store: {(tmp_path / 'geo_router.sqlite3').resolve()}"
+    created = _invoke(tmp_path, "keys", "create", "--role", "admin", "--name", "ops")
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip()
+    assert key.startswith("gr_") and "\n" not in key  # stdout: the key alone
+    assert created.stderr.splitlines()[0] == store_line
+    listed = _invoke(tmp_path, "keys", "list")
+    assert listed.stderr.splitlines() == [store_line] and "store:" not in listed.stdout
+    with Store.from_url(f"sqlite:///{tmp_path / 'geo_router.sqlite3'}") as store:
+        assert recorded_city(store.engine) is None  # keys name no city
+        claim_city(store.engine, "Another City", "0" * 64)
+    revoked = _invoke(tmp_path, "keys", "revoke", key[:8])  # whatever city the store serves
+    assert revoked.exit_code == 0, revoked.output
+    assert revoked.stderr.splitlines() == [store_line]
+    with Store.from_url(f"sqlite:///{tmp_path / 'geo_router.sqlite3'}") as store:
+        record = recorded_city(store.engine)
+        assert record is not None and record.name == "Another City"

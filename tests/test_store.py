@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from geo_router.errors import ConfigurationError
 from geo_router.settings import Settings
 from geo_router.store import Store, current_revision, make_engine, upgrade
+from geo_router.store.city_record import recorded_city
 from geo_router.store.database import MIGRATIONS_DIR, alembic_config, head_revision
 from geo_router.store.schema import UTCDateTime, api_keys, metadata, subscribers
 
@@ -186,8 +187,30 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     env = {"GEO_ROUTER_DATA_DIR": str(tmp_path), "GEO_ROUTER_DATABASE_URL": ""}
     result = CliRunner().invoke(app, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
-    assert f"at revision {head_revision()}" in result.output
+    assert f"at revision {head_revision()}" in result.stdout
     assert (tmp_path / "geo_router.sqlite3").is_file()
+    # which store: on stderr, so stdout stays the one result line
+    assert result.stderr.splitlines() == [f"store: {(tmp_path / 'geo_router.sqlite3').resolve()}"]
+    assert "store:" not in result.stdout
+    engine = make_engine(f"sqlite:///{tmp_path / 'geo_router.sqlite3'}")
+    try:
+        assert recorded_city(engine) is None  # migrations name no city
+    finally:
+        engine.dispose()
+
+
+def test_cli_db_upgrade_hides_the_password(tmp_path: Path) -> None:
+    from geo_router.cli import app
+
+    url = "postgresql://alice:s3cret@127.0.0.1:1/none?connect_timeout=1"
+    env = {"GEO_ROUTER_DATA_DIR": str(tmp_path), "GEO_ROUTER_DATABASE_URL": url}
+    result = CliRunner().invoke(app, ["db", "upgrade"], env=env)
+    assert result.exit_code != 0  # nothing listens there
+    assert (
+        result.stderr.splitlines()[0]
+        == "store: postgresql://alice:***@127.0.0.1:1/none?connect_timeout=1"
+    )
+    assert "s3cret" not in result.output
 
 
 def test_cli_db_upgrade_bad_url(tmp_path: Path) -> None:

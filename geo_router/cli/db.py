@@ -8,7 +8,7 @@ from rich.console import Console
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
 from geo_router.settings import Settings
-from geo_router.store.database import current_revision, make_engine, upgrade
+from geo_router.store.database import current_revision, describe_store, make_engine, upgrade
 
 db_app = typer.Typer(help="Database: apply migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -22,6 +22,7 @@ def upgrade_command(
 ) -> None:
     """Apply migrations to GEO_ROUTER_DATABASE_URL (or the embedded SQLite in the data dir)."""
     settings = Settings()
+    typer.echo(f"store: {describe_store(settings)}", err=True)
     try:
         engine = make_engine(settings.effective_database_url)
         try:

@@ -11,7 +11,7 @@ from rich.table import Table
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
 from geo_router.settings import Settings
-from geo_router.store import CHANNELS, ROLES, Store
+from geo_router.store import CHANNELS, ROLES, Store, describe_store
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -21,8 +21,14 @@ _err = Console(stderr=True)
 
 
 def _open() -> Store:
-    """The configured store, migrated (keys need their table)."""
-    return Store.open(Settings())
+    """The configured store, migrated (keys need their table); says which one on stderr.
+
+    Keys name no city: a key is valid whatever city the store serves, so no city is
+    recorded or checked here.
+    """
+    settings = Settings()
+    typer.echo(f"store: {describe_store(settings)}", err=True)
+    return Store.open(settings)
 
 
 def _fail(exc: GeoRouterError) -> typer.Exit:

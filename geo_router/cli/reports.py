@@ -67,15 +67,20 @@ def import_command(
     """
     from geo_router.reports import import_reports
     from geo_router.router import Router
-    from geo_router.store.database import Store
+    from geo_router.store.city_record import claim_city_profile
+    from geo_router.store.database import Store, describe_store
 
     settings = Settings()
+    profile = city or settings.city
     try:
-        router = Router.from_profile(
-            city or settings.city, tolerance_m=settings.boundary_tolerance_m
-        )
+        router = Router.from_profile(profile, tolerance_m=settings.boundary_tolerance_m)
+        typer.echo(f"store: {describe_store(settings)}", err=True)
         store = Store.open(settings)
         try:
+            # the store holds one city's reports: record this one, or refuse another
+            note = claim_city_profile(store.engine, profile).note
+            if note:
+                typer.echo(f"info: {note}", err=True)
             summary = import_reports(
                 file,
                 router,

@@ -17,6 +17,7 @@ import typer
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
+from geo_router.secrets import Secrets
 from geo_router.settings import Settings, is_loopback_host
 
 #: The uvicorn factory that builds the app from the environment.
@@ -32,10 +33,18 @@ def base_url(host: str, port: int) -> str:
 
 
 def count_active_keys(settings: Settings) -> int:
-    """Active API keys in the configured store (opens and migrates the embedded default)."""
-    from geo_router.store import Store
+    """Active API keys in the configured store (opens and migrates the embedded default).
 
+    Says which store on stderr and claims it for ``settings.city`` first: a store created
+    for another city raises ``StoreCityMismatchError`` (one line, before uvicorn starts).
+    """
+    from geo_router.store import Store, claim_city_profile, describe_store
+
+    typer.echo(f"store: {describe_store(settings)}", err=True)
     with Store.open(settings) as store:
+        note = claim_city_profile(store.engine, settings.city).note
+        if note:
+            typer.echo(f"info: {note}", err=True)
         return int(store.keys.count_active())
 
 
@@ -71,6 +80,7 @@ def serve(
     if not settings.city.is_file():
         raise _fail(f"city profile {settings.city} does not exist (--city or GEO_ROUTER_CITY)")
     try:
+        Secrets.load(settings)  # refuse here, in one line, rather than in every worker
         active = count_active_keys(settings)
     except GeoRouterError as exc:
         raise _fail(exc.message) from None

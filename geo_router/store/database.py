@@ -10,11 +10,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from geo_router.errors import ConfigurationError
 from geo_router.settings import Settings
-from geo_router.store.engine import make_engine, write_transaction
+from geo_router.store.engine import _sqlite_file, make_engine, write_transaction
 from geo_router.store.keys import KeyStore
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,47 @@ __all__ = [
     "Store",
     "alembic_config",
     "current_revision",
+    "describe_store",
     "head_revision",
     "make_engine",
     "open_store",
     "upgrade",
 ]
+
+
+def describe_store(target: Settings | str | URL | sa.Engine) -> str:
+    """Which store ``target`` uses, for a ``store: ...`` line: never shows a password.
+
+    Parameters
+    ----------
+    target
+        Settings (their ``effective_database_url``), a database URL or an engine.
+
+    Returns
+    -------
+    str
+        The SQLite file's absolute path, or the database URL with its password masked
+        (``postgresql://user:***@host/db``).
+    """
+    if isinstance(target, Settings):
+        if not target.database_url:
+            return str(target.sqlite_path.resolve())
+        target = target.database_url
+    if isinstance(target, sa.Engine):
+        target = target.url
+    try:
+        url = make_url(target)
+    except Exception:  # sqlalchemy raises ArgumentError or ValueError; never echo the text
+        return "an unparseable database URL (GEO_ROUTER_DATABASE_URL)"
+    if url.drivername.split("+")[0] == "sqlite":
+        path = _sqlite_file(url)
+        if path is not None:
+            return str(path.resolve())
+        if not url.database or url.database == ":memory:":
+            return "SQLite in memory (nothing is kept)"
+    if "password" in url.query:  # libpq also takes the password as a query parameter
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
 
 
 def alembic_config() -> Config:

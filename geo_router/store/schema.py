@@ -133,3 +133,15 @@ subscribers = sa.Table(
     sa.Index("ix_subscribers_phone_hash", "phone_hash", unique=True),
     sa.Index("ix_subscribers_created_at", "created_at"),
 )
+
+#: The city the store was created for: one row (id 1), written by ``city_record.claim_city``.
+store_city = sa.Table(
+    "store_city",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
