@@ -85,12 +85,12 @@ class GeoRouterAPI(FastAPI):
 
 def load_city(settings: Settings) -> tuple[Any, Any]:
     """Build the ``Router`` from ``settings.city`` and the geocoder (None without addresses)."""
-    from geo_router.router import Router
+    from geo_router.city.router import Router
 
     router = Router.from_profile(settings.city, tolerance_m=settings.boundary_tolerance_m)
     geocoder = None
     if getattr(router.snapshot.profile, "address_points", None) is not None:
-        from geo_router.geocode import Geocoder
+        from geo_router.intake.geocode import Geocoder
 
         geocoder = Geocoder.from_profile(router.snapshot.profile)
     return router, geocoder
@@ -105,7 +105,7 @@ def open_store(settings: Settings) -> Any:
 
 def open_secrets(settings: Settings) -> Any:
     """Load the pepper and encryption key."""
-    from geo_router.secrets import Secrets
+    from geo_router.intake.secrets import Secrets
 
     return Secrets.load(settings)
 

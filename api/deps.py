@@ -17,7 +17,7 @@ from geo_router.errors import ConfigurationError
 from geo_router.settings import Settings
 
 if TYPE_CHECKING:
-    from geo_router.router import Router
+    from geo_router.city.router import Router
 
 __all__ = [
     "get_geocoder",

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api.app import create_app, load_city
 from api.malloc_tuning import tune_malloc
 from geo_router.errors import ConfigurationError
-from geo_router.secrets import Secrets
+from geo_router.intake.secrets import Secrets
 from geo_router.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""One routing answer straight from :class:`~geo_router.router.PointHits` to JSON bytes.
+"""One routing answer straight from :class:`~geo_router.city.snapshot.PointHits` to JSON bytes.
 
 The single-point hot path. ``dumps(route_result_dict(router.route(...)))`` builds about 25
 dataclasses and 25 dicts per answer and lets orjson walk them; here whatever depends only
@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from geo_router.models import STATUS_CODES, CategoryRoute, ZoneStatus
-from geo_router.router import CitySnapshot, PointHits
+from geo_router.city.models import STATUS_CODES, CategoryRoute, ZoneStatus
+from geo_router.city.snapshot import CitySnapshot, PointHits
 
 __all__ = ["encode_point_hits"]
 

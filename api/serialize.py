@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 from starlette.responses import JSONResponse, Response
 
-from geo_router.models import STATUS_CODES, BulkRoute, LayerLookup, ZoneStatus
+from geo_router.city.models import STATUS_CODES, BulkRoute, LayerLookup, ZoneStatus
 
 __all__ = [
     "GEOJSON_MEDIA_TYPE",

@@ -189,7 +189,7 @@ def _host_port(base: str) -> tuple[str, int]:
 
 def random_city_points(city: Path, n: int, seed: int) -> np.ndarray:
     """``n`` uniform random (lon, lat) points inside the city's first zone layer, shape (n, 2)."""
-    from geo_router.profile import load_profile
+    from geo_router.city.profile import load_profile
 
     profile = load_profile(city)
     layer_path = Path(profile.layers[0].path)

@@ -38,16 +38,12 @@ from _common import (
     verdict,
 )
 
-from geo_router.coords import GEOD
-from geo_router.facilities import (
-    DynamicNearestIndex,
-    FacilitySet,
-    StaticNearestIndex,
-    load_facilities,
-)
-from geo_router.layers import ZoneLayer, load_layer
-from geo_router.profile import FacilitySpec, LayerSpec
-from geo_router.zone_index import ZoneIndex
+from geo_router.city.coords import GEOD
+from geo_router.city.facilities import FacilitySet, load_facilities
+from geo_router.city.layers import ZoneLayer, load_layer
+from geo_router.city.nearest import DynamicNearestIndex, StaticNearestIndex
+from geo_router.city.profile import FacilitySpec, LayerSpec
+from geo_router.city.zone_index import ZoneIndex
 
 PRECINCTS = "nyc_police_precincts/police_precincts_2020.geojson"
 KELURAHAN = "bandung_admin/bandung_kelurahan_hdx_bps_2020.geojson"

@@ -114,8 +114,8 @@ def write_points(data: Path, path: Path, rows: int) -> None:
 
 def ours(source: Path, profile: Path, target: Path) -> None:
     """Our engine end to end: build the router, route the file."""
-    from geo_router.routefile import route_file
-    from geo_router.router import Router
+    from geo_router.batch.routefile import route_file
+    from geo_router.city.router import Router
 
     router = Router.from_profile(profile)
     route_file(source, target, router, progress=False)
@@ -126,7 +126,7 @@ def geopandas_job(source: Path, profile: Path, target: Path) -> None:
     import geopandas as gpd
     import pandas as pd
 
-    from geo_router.profile import load_profile
+    from geo_router.city.profile import load_profile
 
     spec = load_profile(profile)
     frame = pd.read_csv(source, dtype=str, keep_default_na=False)
@@ -166,8 +166,8 @@ def worker(job: str, source: Path, profile: Path, target: Path) -> None:
     import pandas  # noqa: F401
     import pyarrow.csv  # noqa: F401
 
-    import geo_router.routefile
-    import geo_router.router  # noqa: F401
+    import geo_router.batch.routefile
+    import geo_router.city.router  # noqa: F401
 
     started, cpu_started = time.perf_counter(), time.process_time()
     JOBS[job](source, profile, target)

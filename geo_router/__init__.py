@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from geo_router.errors import GeoRouterError
 
 if TYPE_CHECKING:
-    from geo_router import models
-    from geo_router.profile import CityProfile, load_profile
-    from geo_router.router import CitySnapshot, Router, build_snapshot
+    from geo_router.city import models
+    from geo_router.city.profile import CityProfile, load_profile
+    from geo_router.city.router import Router
+    from geo_router.city.snapshot import CitySnapshot, build_snapshot
 
 __version__ = "0.1.0"
 
@@ -27,12 +28,12 @@ __all__ = [
 
 # Loaded on first use: `import geo_router` stays cheap for the CLI and for submodule imports.
 _LAZY = {
-    "CityProfile": ("geo_router.profile", "CityProfile"),
-    "load_profile": ("geo_router.profile", "load_profile"),
-    "CitySnapshot": ("geo_router.router", "CitySnapshot"),
-    "Router": ("geo_router.router", "Router"),
-    "build_snapshot": ("geo_router.router", "build_snapshot"),
-    "models": ("geo_router.models", None),
+    "CityProfile": ("geo_router.city.profile", "CityProfile"),
+    "load_profile": ("geo_router.city.profile", "load_profile"),
+    "CitySnapshot": ("geo_router.city.snapshot", "CitySnapshot"),
+    "Router": ("geo_router.city.router", "Router"),
+    "build_snapshot": ("geo_router.city.snapshot", "build_snapshot"),
+    "models": ("geo_router.city.models", None),
 }
 
 

@@ -47,7 +47,7 @@ def demo_profile_path() -> Path:
 @pytest.fixture(scope="session")
 def demo_router(demo_profile_path: Path):  # type: ignore[no-untyped-def]
     """A Router over the demo city, built once per test session."""
-    from geo_router.router import Router
+    from geo_router.city.router import Router
 
     return Router.from_profile(demo_profile_path)
 

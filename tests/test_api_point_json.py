@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from api.point_json import encode_point_hits
 from api.serialize import dumps, route_result_dict
-from geo_router.router import Router
+from geo_router.city.router import Router
 
 
 def _general(router: Any, lon: float, lat: float, category: str | None, k: int) -> bytes:

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo_router.geocode import Geocoder
-from geo_router.registry import SubscriberRegistry
+from geo_router.intake.geocode import Geocoder
+from geo_router.intake.registry import SubscriberRegistry
 from geo_router.settings import Settings
 from geo_router.store import Store
 

@@ -300,7 +300,7 @@ def test_batch_encoded_while_routing_equals_encoded_after(
     demo_router: Any, monkeypatch: pytest.MonkeyPatch, category: str | None
 ) -> None:
     """Zones encoded while the helper thread ranks facilities: the serial answer's bytes."""
-    import geo_router.router as router_module
+    import geo_router.city.router as router_module
     from api.routers.route import _batch_answer
 
     b = demo_router.snapshot.coverage_bounds

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo_router.secrets import Secrets
+from geo_router.intake.secrets import Secrets
 from geo_router.settings import Settings
 from geo_router.store import Store
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_router.cli import app
-from geo_router.secrets import SECRETS_FILENAME, Secrets
+from geo_router.intake.secrets import SECRETS_FILENAME, Secrets
 from geo_router.settings import Settings
 
 

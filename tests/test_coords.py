@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geo_router.coords import (
+from geo_router.city.coords import (
     GEOD,
     check_lonlat,
     geodesic_inverse,

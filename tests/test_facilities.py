@@ -11,16 +11,11 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_router.coords import geodesic_inverse
+from geo_router.city.coords import geodesic_inverse
+from geo_router.city.facilities import FacilitySet, load_facilities
+from geo_router.city.nearest import SPHERE_SLACK, DynamicNearestIndex, StaticNearestIndex
+from geo_router.city.profile import FacilitySpec
 from geo_router.errors import InvalidCoordinatesError, ProfileError
-from geo_router.facilities import (
-    SPHERE_SLACK,
-    DynamicNearestIndex,
-    FacilitySet,
-    StaticNearestIndex,
-    load_facilities,
-)
-from geo_router.profile import FacilitySpec
 
 
 def make_set(lon: list[float], lat: list[float], ids: list[str] | None = None) -> FacilitySet:
@@ -383,7 +378,7 @@ def test_load_refuses_non_points(tmp_path: Path) -> None:
 def test_demo_city_facilities(demo_profile_path: Path) -> None:
     if not demo_profile_path.exists():
         pytest.skip("demo city not generated yet")
-    from geo_router.profile import load_profile
+    from geo_router.city.profile import load_profile
 
     for facility in load_profile(demo_profile_path).facilities:
         fs = load_facilities(facility)
@@ -419,7 +414,7 @@ def test_bulk_with_ties_takes_the_wide_path_and_stays_exact(
 
 
 def test_bearings_stay_below_360() -> None:
-    from geo_router.facilities import _bearing
+    from geo_router.city.nearest import _bearing
 
     assert _bearing(-1e-17) == 0.0
     assert _bearing(-90.0) == 270.0
@@ -428,7 +423,7 @@ def test_bearings_stay_below_360() -> None:
 
 def test_split_geodesics_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     """Large bulk queries split the geodesics over two threads; the answer does not change."""
-    import geo_router.facilities as facilities_module
+    import geo_router.city.nearest as facilities_module
 
     rng = np.random.default_rng(3)
     flon, flat = rng.uniform(107.5, 107.7, 40), rng.uniform(-7.0, -6.8, 40)
@@ -521,7 +516,7 @@ def test_grid_stays_off_near_the_poles_and_outside_its_box() -> None:
 
 
 def test_grid_cache_full_takes_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    import geo_router.facilities as facilities
+    import geo_router.city.nearest as facilities
 
     monkeypatch.setattr(facilities, "_GRID_MAX_CELLS", 0)
     city = StaticNearestIndex(make_set([107.6, 107.62, 107.64, 107.66], [-6.9, -6.91, -6.92, -6.9]))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_router.errors import ConfigurationError, ProfileError
-from geo_router.geocode import Geocoder, normalize_number, normalize_text
+from geo_router.intake.geocode import Geocoder, normalize_number, normalize_text
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_POINTS = REPO / "zones_data" / "demo_city" / "address_points.csv"
@@ -261,7 +261,7 @@ def test_from_points_refuses_bad_coordinates() -> None:
 
 
 def test_from_profile_demo_city(demo_profile_path: Path) -> None:
-    from geo_router.profile import load_profile
+    from geo_router.city.profile import load_profile
 
     geocoder = Geocoder.from_profile(load_profile(demo_profile_path))
     assert geocoder.geocode("jl merdeka no 12").matched

@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 import shapely
 
+from geo_router.city.layers import (
+    ZoneLayer,
+    layer_version,
+    load_layer,
+    make_layer,
+    read_layer_frame,
+)
 from geo_router.errors import LayerValidationError, ProfileError
-from geo_router.layers import ZoneLayer, layer_version, load_layer, make_layer, read_layer_frame
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_router import open311
+from geo_router.city.models import CategoryRoute
 from geo_router.errors import InputError, InvalidCoordinatesError
-from geo_router.models import CategoryRoute
-from geo_router.reports import Report
+from geo_router.intake import open311
+from geo_router.intake.reports import Report
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 FIRE = CategoryRoute("fire", "Kebakaran (fire)", "Damkar", ["fire_station"], True)

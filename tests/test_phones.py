@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_router.errors import InvalidPhoneError
-from geo_router.phones import mask_phone, normalize_phone
+from geo_router.intake.phones import mask_phone, normalize_phone
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from geo_router.phones import normalize_phone
-from geo_router.registry import SubscriberRegistry
-from geo_router.secrets import Secrets
+from geo_router.intake.phones import normalize_phone
+from geo_router.intake.registry import SubscriberRegistry
+from geo_router.intake.secrets import Secrets
 from geo_router.store import Store
 
 PEOPLE = [  # phone as typed, name, street address

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from geo_router.city.profile import CityProfile, LayerSpec, load_profile
 from geo_router.errors import ProfileError
-from geo_router.profile import CityProfile, LayerSpec, load_profile
 
 BASE = """
 name = "Kota Uji"

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo_router.coords import to_lonlat
-from geo_router.layers import ZoneLayer, load_layer
-from geo_router.validation import ids_as_str
-from geo_router.zone_index import ZoneIndex
+from geo_router.city.coords import to_lonlat
+from geo_router.city.layers import ZoneLayer, load_layer
+from geo_router.city.validation import ids_as_str
+from geo_router.city.zone_index import ZoneIndex
 
 pytestmark = [pytest.mark.realdata]
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geo_router.errors import InputError, InvalidCoordinatesError, InvalidPhoneError, NotFoundError
-from geo_router.registry import SubscriberRegistry
-from geo_router.secrets import Secrets
+from geo_router.intake.registry import SubscriberRegistry
+from geo_router.intake.secrets import Secrets
 from geo_router.store import Store
 from geo_router.store.schema import subscribers
 
@@ -289,7 +289,7 @@ def test_caller_nuisance_falls_back_when_reports_missing(
 ) -> None:
     import sys
 
-    monkeypatch.setitem(sys.modules, "geo_router.reports", None)  # import fails
+    monkeypatch.setitem(sys.modules, "geo_router.intake.reports", None)  # import fails
     info = registry.caller("0812 9999 0000")
     assert info.nuisance == {"reports_made": 0, "false_reports": 0, "last_seen": None}
 

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_router import reports as reports_module
 from geo_router.errors import (
     IdempotencyConflictError,
     InputError,
@@ -29,7 +28,8 @@ from geo_router.errors import (
     RateLimitedError,
     UnknownCategoryError,
 )
-from geo_router.reports import (
+from geo_router.intake import reports as reports_module
+from geo_router.intake.reports import (
     TRANSITIONS,
     ReportFilters,
     ReportInput,
@@ -39,7 +39,7 @@ from geo_router.reports import (
     import_reports,
     nuisance_record,
 )
-from geo_router.secrets import Secrets
+from geo_router.intake.secrets import Secrets
 from geo_router.store import make_engine, upgrade
 from geo_router.store.reports_schema import (
     idempotency_keys,

@@ -20,14 +20,14 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_router.errors import InputError
-from geo_router.models import STATUS_CODES, BulkRoute, LayerLookup, NearestLookup, ZoneStatus
-from geo_router.routefile import (
+from geo_router.batch.routefile import (
     RouteFileSummary,
     detect_coordinate_fields,
     file_format,
     route_file,
 )
+from geo_router.city.models import STATUS_CODES, BulkRoute, LayerLookup, NearestLookup, ZoneStatus
+from geo_router.errors import InputError
 
 # --------------------------------------------------------------------------- a small fake router
 # Zones "A" = [0,1]x[0,1] and "B" = [1,2]x[0,1]; a point within 0.01 deg of x = 1 has both as

@@ -14,15 +14,16 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geo_router.city.models import STATUS_CODES, RouteResult, Warning, ZoneShare, ZoneStatus
+from geo_router.city.profile import load_profile
+from geo_router.city.router import Router, circle
+from geo_router.city.snapshot import CitySnapshot, build_snapshot
 from geo_router.errors import (
     InvalidCoordinatesError,
     InvalidGeometryError,
     ProfileError,
     UnknownCategoryError,
 )
-from geo_router.models import STATUS_CODES, RouteResult, Warning, ZoneShare, ZoneStatus
-from geo_router.profile import load_profile
-from geo_router.router import CitySnapshot, Router, build_snapshot, circle
 
 # A city of 1-degree squares at lon 10..12, lat 40..42, so that (lat, lon) read as (lon, lat)
 # is still a valid point elsewhere (the axis-swap case).
@@ -457,7 +458,7 @@ def test_route_without_lookup_one_gives_the_same_answer(router: Router) -> None:
 def test_route_many_with_the_helper_thread_equals_serial(
     router: Router, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geo_router.router as router_module
+    import geo_router.city.router as router_module
 
     rng = np.random.default_rng(9)
     lon = rng.uniform(9.5, 12.5, 300)

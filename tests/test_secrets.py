@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_router.errors import ConfigurationError
-from geo_router.secrets import SECRETS_FILENAME, Secrets
+from geo_router.intake.secrets import SECRETS_FILENAME, Secrets
 from geo_router.settings import Settings
 
 KEY = Fernet.generate_key().decode()

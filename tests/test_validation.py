@@ -11,14 +11,14 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_router.errors import LayerValidationError, ProfileError
-from geo_router.validation import (
+from geo_router.city.validation import (
     MAX_REPAIR_CHANGE,
     ValidationReport,
     ids_as_str,
     repair_layer,
     validate_layer,
 )
+from geo_router.errors import LayerValidationError, ProfileError
 
 X0, Y0, STEP = 107.60, -6.92, 0.01  # Bandung, about 1.1 km squares
 

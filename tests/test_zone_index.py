@@ -10,13 +10,13 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo_router.coords import get_transformer, local_utm
+from geo_router.city.coords import get_transformer, local_utm
+from geo_router.city.layers import ZoneLayer, load_layer, make_layer
+from geo_router.city.models import STATUS_CODES, LayerLookup, ZoneStatus
+from geo_router.city.profile import load_profile
+from geo_router.city.validation import to_utm
+from geo_router.city.zone_index import ZoneIndex, _round_um
 from geo_router.errors import InvalidGeometryError
-from geo_router.layers import ZoneLayer, load_layer, make_layer
-from geo_router.models import STATUS_CODES, LayerLookup, ZoneStatus
-from geo_router.profile import load_profile
-from geo_router.validation import to_utm
-from geo_router.zone_index import ZoneIndex, _round_um
 
 SETTINGS = settings(
     # GEO_ROUTER_FUZZ_EXAMPLES=500 for a long local fuzz run

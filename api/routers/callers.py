@@ -12,7 +12,7 @@ from starlette.responses import Response
 from api.deps import require_roles
 from api.routers.subscribers import get_registry
 from api.serialize import json_response
-from geo_router.registry import SubscriberRegistry
+from geo_router.intake.registry import SubscriberRegistry
 
 router = APIRouter(prefix="/v1/callers", tags=["callers"])
 

@@ -20,7 +20,6 @@ from api.auth import check_role
 from api.deps import router_or_503
 from api.errors import status_for
 from api.routers.reports import get_report_service
-from geo_router import open311
 from geo_router.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -31,7 +30,8 @@ from geo_router.errors import (
     RateLimitedError,
     UnknownCategoryError,
 )
-from geo_router.reports import Report, ReportService
+from geo_router.intake import open311
+from geo_router.intake.reports import Report, ReportService
 
 router = APIRouter(
     prefix="/open311/v2",

@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from api.deps import get_geocoder, get_router, get_secrets, get_settings, get_store, require_roles
 from api.serialize import json_response
-from geo_router.registry import SubscriberRegistry
-from geo_router.reports import MAX_PAGE, ReportFilters, ReportInput, ReportService
+from geo_router.intake.registry import SubscriberRegistry
+from geo_router.intake.reports import MAX_PAGE, ReportFilters, ReportInput, ReportService
 from geo_router.settings import Settings
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])

@@ -204,7 +204,7 @@ def _geometry(geometry: Any, field: str) -> tuple[float, float, Any]:
 
 def _xy(data: dict[str, Any]) -> tuple[float, float]:
     """(lon, lat) from ``{"x", "y", "crs"}`` through pyproj."""
-    from geo_router.coords import to_lonlat
+    from geo_router.city.coords import to_lonlat
 
     x, y = _number(data.get("x"), "x"), _number(data.get("y"), "y")
     crs = data.get("crs")
@@ -251,7 +251,7 @@ def parse_route_body(data: Any, default_k: int) -> RouteQuery:
                     f"radius_m must be in (0, {MAX_RADIUS_M:g}] metres, got {radius:g}",
                     detail={"field": "radius_m", "reason": "out of range"},
                 )
-            from geo_router.router import circle
+            from geo_router.city.router import circle
 
             area = circle(lon, lat, radius)
     elif "x" in data or "y" in data:

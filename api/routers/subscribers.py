@@ -19,7 +19,7 @@ from api.deps import get_secrets, get_store, require_roles, router_or_503
 from api.errors import PROBLEM_TYPE_BASE, problem_body, problem_response, request_id_of
 from api.serialize import json_response
 from geo_router.errors import InputError
-from geo_router.registry import MAX_PAGE, ImportSummary, Subscriber, SubscriberRegistry
+from geo_router.intake.registry import MAX_PAGE, ImportSummary, Subscriber, SubscriberRegistry
 
 router = APIRouter(prefix="/v1/subscribers", tags=["subscribers"])
 

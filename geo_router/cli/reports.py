@@ -65,8 +65,8 @@ def import_command(
     Rows with unusable coordinates are stored with the flag invalid_coordinates (and
     counted); unknown categories are stored as they are, flagged unknown_category.
     """
-    from geo_router.reports import import_reports
-    from geo_router.router import Router
+    from geo_router.city.router import Router
+    from geo_router.intake.reports import import_reports
     from geo_router.store.city_record import claim_city_profile
     from geo_router.store.database import Store, describe_store
 

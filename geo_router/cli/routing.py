@@ -19,7 +19,7 @@ from geo_router.errors import GeoRouterError, InputError
 from geo_router.settings import DEMO_CITY_PROFILE
 
 if TYPE_CHECKING:
-    from geo_router.router import Router
+    from geo_router.city.router import Router
 
 #: Exit codes: 1 = a layer the validation gate refuses, 2 = unusable input or configuration.
 EXIT_REFUSED = 1
@@ -70,7 +70,7 @@ def _tolerance(tolerance_m: float | None) -> float:
 
 def load_router(city: Path, tolerance_m: float | None = None) -> Router:
     """Build the router for a city profile (domain errors propagate)."""
-    from geo_router.router import Router
+    from geo_router.city.router import Router
 
     if not city.is_file():
         raise InputError(f"{city}: city profile not found")
@@ -91,7 +91,7 @@ def _point_from_options(
     if projected:
         if x is None or y is None or crs is None:
             raise InputError("--x and --y need each other and --crs (e.g. --crs EPSG:32748)")
-        from geo_router.coords import to_lonlat
+        from geo_router.city.coords import to_lonlat
 
         lons, lats = to_lonlat([x], [y], crs)
         return float(lons[0]), float(lats[0])
@@ -116,7 +116,7 @@ def route_command(
 ) -> None:
     """Route one location: zones in every layer, nearest responders, the category's agency."""
     with domain_errors():
-        from geo_router.coords import require_lonlat
+        from geo_router.city.coords import require_lonlat
 
         point_lon, point_lat = require_lonlat(*_point_from_options(lon, lat, x, y, crs))
         router = load_router(city, tolerance_m)
@@ -147,7 +147,7 @@ def route_file_command(
     tolerance_m: ToleranceOption = None,
 ) -> None:
     """Route every row of a file; write it with zone ids, candidates, status and responders."""
-    from geo_router.routefile import route_file
+    from geo_router.batch.routefile import route_file
 
     with domain_errors():
         router = load_router(city, tolerance_m)
@@ -208,7 +208,7 @@ def validate_command(
 
     Exits 1 when the layer would be refused, 0 when it would be accepted, 2 when unreadable.
     """
-    from geo_router.validation import validate_layer
+    from geo_router.city.validation import validate_layer
 
     with domain_errors():
         gdf = _read_layer(layer_file)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from geo_router.cli.app import app
-from geo_router.secrets import SECRETS_FILENAME, write_new_secrets_file
+from geo_router.intake.secrets import SECRETS_FILENAME, write_new_secrets_file
 from geo_router.settings import Settings
 
 secrets_app = typer.Typer(help="The secrets that protect phone numbers and addresses.")

@@ -17,7 +17,7 @@ import typer
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
-from geo_router.secrets import Secrets
+from geo_router.intake.secrets import Secrets
 from geo_router.settings import Settings, is_loopback_host
 
 #: The uvicorn factory that builds the app from the environment.

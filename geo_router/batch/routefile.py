@@ -31,12 +31,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import shapely
 
+from geo_router.city.models import STATUS_CODES, ZoneStatus
 from geo_router.errors import InputError
-from geo_router.models import STATUS_CODES, ZoneStatus
 
 if TYPE_CHECKING:
-    from geo_router.models import BulkRoute, LayerLookup, NearestLookup
-    from geo_router.router import Router
+    from geo_router.city.models import BulkRoute, LayerLookup, NearestLookup
+    from geo_router.city.router import Router
 
 __all__ = [
     "LAT_NAMES",
@@ -279,7 +279,7 @@ def _transform(
     x: np.ndarray, y: np.ndarray, reasons: np.ndarray, crs: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Transform x/y in ``crs`` to lon/lat, naming the rows the transformation failed for."""
-    from geo_router.coords import to_lonlat
+    from geo_router.city.coords import to_lonlat
 
     lon, lat = to_lonlat(x, y, crs)
     lon = np.asarray(lon, dtype=np.float64)
@@ -608,7 +608,7 @@ def route_file(
     input_path, output_path
         CSV (``.csv``, ``.csv.gz``), GeoJSON, GeoPackage or Parquet, by extension.
     router
-        The :class:`~geo_router.router.Router` to route with.
+        The :class:`~geo_router.city.router.Router` to route with.
     lon_field, lat_field
         Longitude/latitude columns; detected by name when not given (geometry formats use the
         geometry, reprojected to EPSG:4326).

@@ -4,8 +4,8 @@ A layer file is anything pyogrio reads (GeoJSON, GeoPackage, Shapefile, a zipped
 KML, FlatGeobuf, ...) or GeoParquet. It is reprojected to EPSG:4326; a file without a CRS is
 taken as lon/lat only when its bounds fit. Ids become strings (``12`` stays ``"12"``, a float
 ``12.0`` becomes ``"12"``). Invalid geometries refuse the layer, unless repair is asked, in
-which case :func:`geo_router.validation.repair_layer` fixes them within its 0.1 % area limit.
-Overlaps and gaps are not checked here (see :func:`geo_router.validation.validate_layer`).
+which case :func:`geo_router.city.validation.repair_layer` fixes them within its 0.1 % area limit.
+Overlaps and gaps are not checked here (see :func:`geo_router.city.validation.validate_layer`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from geo_router.errors import LayerValidationError, ProfileError
-from geo_router.validation import (
+from geo_router.city.validation import (
     RepairRecord,
     geometry_array,
     ids_as_str,
     repair_layer,
     validate_layer,
 )
+from geo_router.errors import LayerValidationError, ProfileError
 
 __all__ = [
     "LayerSpecLike",

@@ -1,7 +1,8 @@
 """Open311 GeoReport v2: pure mapping between our reports and the spec's shapes.
 
 Nothing here touches a database or HTTP; the API module parses the request, calls
-:class:`~geo_router.reports.ReportService` and renders with these functions. The shapes follow
+:class:`~geo_router.intake.reports.ReportService` and renders with these
+functions. The shapes follow
 https://wiki.open311.org/GeoReport_v2 (JSON lists, and XML ``<services><service>``,
 ``<service_requests><request>``, ``<errors><error>``).
 """
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from geo_router.errors import InputError
-from geo_router.reports import MAX_PAGE, Report, ReportFilters, ReportInput
+from geo_router.intake.reports import MAX_PAGE, Report, ReportFilters, ReportInput
 
 __all__ = [
     "DEFAULT_WINDOW",

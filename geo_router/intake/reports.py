@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.dialects import postgresql
 
+from geo_router.city.models import STATUS_CODES, CategoryRoute, RouteResult
 from geo_router.errors import (
     IdempotencyConflictError,
     InputError,
@@ -36,7 +37,6 @@ from geo_router.errors import (
     RateLimitedError,
     UnknownCategoryError,
 )
-from geo_router.models import STATUS_CODES, CategoryRoute, RouteResult
 from geo_router.store.engine import write_transaction
 from geo_router.store.reports_schema import (
     CHANNELS,
@@ -318,7 +318,7 @@ class Report:
         role = getattr(actor, "role", None)
         data = self.to_dict(include_private=False)
         if role in ("admin", "intake") and secrets is not None and self.reporter_phone_enc:
-            from geo_router.phones import mask_phone
+            from geo_router.intake.phones import mask_phone
 
             phone = secrets.decrypt(self.reporter_phone_enc)
             data["reporter_phone"] = phone if role == "admin" else mask_phone(phone)
@@ -729,7 +729,7 @@ class ReportService:
         """Normalize, hash and encrypt the reporter's phone; look the caller up."""
         if phone_text is None:
             return None
-        from geo_router.phones import normalize_phone  # phonenumbers loads only when needed
+        from geo_router.intake.phones import normalize_phone  # phonenumbers loads only when needed
 
         e164 = normalize_phone(phone_text, self.region)
         subscriber = self.registry.get_by_phone(e164) if self.registry is not None else None

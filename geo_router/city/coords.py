@@ -215,7 +215,7 @@ def local_utm(lon: Any, lat: Any) -> pyproj.CRS:
 
 
 def geodesic_inverse(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Geodesic distance (metres) and initial bearing (degrees 0..360, clockwise from north).
+    """Geodesic distance (metres) and initial bearing (degrees in [0, 360), clockwise from north).
 
     Arguments broadcast against each other like numpy arrays.
     """
@@ -224,6 +224,7 @@ def geodesic_inverse(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> tuple[np.nda
     )
     az12, _, dist = GEOD.inv(a.ravel(), b.ravel(), c.ravel(), d.ravel())
     bearing = np.mod(np.asarray(az12, dtype=np.float64), 360.0)
+    bearing[bearing >= 360.0] = 0.0  # -1e-17 mod 360 rounds to 360
     return (
         np.asarray(dist, dtype=np.float64).reshape(a.shape),
         bearing.reshape(a.shape),

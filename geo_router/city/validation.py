@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_router.coords import get_transformer, local_utm
+from geo_router.city.coords import get_transformer, local_utm
 from geo_router.errors import LayerValidationError, ProfileError
 
 __all__ = [

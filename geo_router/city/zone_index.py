@@ -9,10 +9,10 @@ Semantics
   boundary; among equals, the smallest zone id in string order wins.
 * **Candidates** are every zone covering the point (distance 0) plus every zone whose boundary
   lies within ``tolerance_m`` metres of it, with that distance. Distances are measured in the
-  local UTM projection of the layer (:func:`geo_router.coords.local_utm`) and rounded to the
+  local UTM projection of the layer (:func:`geo_router.city.coords.local_utm`) and rounded to the
   micrometre. Candidates come primary first, then by distance, then by zone id (string order).
-* **Status** (index into :data:`geo_router.models.STATUS_CODES`): ``outside_coverage`` (2) when no
-  zone covers the point (primary -1; candidates within the tolerance are still listed),
+* **Status** (index into :data:`geo_router.city.models.STATUS_CODES`): ``outside_coverage``
+  (2) when no zone covers the point (primary -1; candidates within the tolerance are still listed),
   ``near_boundary`` (1) when a zone covers it and there is more than one candidate, else
   ``inside`` (0). The index never answers ``invalid``: callers drop bad coordinates first;
   non-finite coordinates that slip through are simply outside coverage.
@@ -44,11 +44,11 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
-from geo_router.coords import get_transformer, local_utm
+from geo_router.city.coords import get_transformer, local_utm
+from geo_router.city.layers import ZoneLayer
+from geo_router.city.models import LayerLookup, ZoneShare
+from geo_router.city.validation import to_utm
 from geo_router.errors import InvalidGeometryError
-from geo_router.layers import ZoneLayer
-from geo_router.models import LayerLookup, ZoneShare
-from geo_router.validation import to_utm
 
 __all__ = ["DEFAULT_GRID_CELLS", "ZoneIndex"]
 
@@ -437,7 +437,7 @@ class ZoneIndex:
     # ----------------------------------------------------------------------------- lookup
 
     def lookup(self, lon: Any, lat: Any) -> LayerLookup:
-        """Zones of n points as arrays (see :class:`geo_router.models.LayerLookup`).
+        """Zones of n points as arrays (see :class:`geo_router.city.models.LayerLookup`).
 
         Parameters
         ----------
@@ -491,7 +491,7 @@ class ZoneIndex:
         -------
         tuple
             ``(primary, status, candidates)``: primary zone row or -1, status index into
-            :data:`geo_router.models.STATUS_CODES`, and ``[(zone_row, distance_m), ...]``,
+            :data:`geo_router.city.models.STATUS_CODES`, and ``[(zone_row, distance_m), ...]``,
             primary first, then by distance, then by zone id.
         """
         x, y = float(lon), float(lat)

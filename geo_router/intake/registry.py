@@ -21,10 +21,10 @@ from typing import IO, Any, Protocol
 import numpy as np
 import sqlalchemy as sa
 
-from geo_router import coords
+from geo_router.city import coords
 from geo_router.errors import GeoRouterError, InputError, InvalidPhoneError, NotFoundError
-from geo_router.phones import mask_phone, normalize_phone
-from geo_router.secrets import Secrets
+from geo_router.intake.phones import mask_phone, normalize_phone
+from geo_router.intake.secrets import Secrets
 from geo_router.store.engine import write_transaction
 from geo_router.store.schema import VERIFICATION_STATUSES, new_token_id, subscribers, utcnow
 
@@ -651,7 +651,7 @@ class SubscriberRegistry:
     def _nuisance(self, phone_hash: str) -> dict[str, Any]:
         """Reports and false reports from this number (zeros before report intake exists)."""
         try:
-            from geo_router.reports import nuisance_record
+            from geo_router.intake.reports import nuisance_record
         except ImportError:
             return {"reports_made": 0, "false_reports": 0, "last_seen": None}
         return dict(nuisance_record(self.engine, phone_hash))

@@ -1,0 +1,1 @@
+"""The engine: profile, layers, indexes, the city snapshot and the router."""

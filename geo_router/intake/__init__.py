@@ -1,0 +1,1 @@
+"""Services over the city and the store: locating reports, reports, subscribers."""
