@@ -41,7 +41,7 @@ from geo_router.intake.reports import (
 )
 from geo_router.intake.secrets import Secrets
 from geo_router.store import make_engine, upgrade
-from geo_router.store.reports_schema import (
+from geo_router.store.schema import (
     idempotency_keys,
     report_updates,
     report_zones,

@@ -38,8 +38,7 @@ from geo_router.errors import (
     UnknownCategoryError,
 )
 from geo_router.store.engine import write_transaction
-from geo_router.store.reports_schema import (
-    CHANNELS,
+from geo_router.store.schema import (
     GEOM_COLUMN,
     RESOLUTIONS,
     STATUSES,
@@ -48,6 +47,7 @@ from geo_router.store.reports_schema import (
     report_zones,
     reports,
 )
+from geo_router.store.schema import REPORT_CHANNELS as CHANNELS
 
 __all__ = [
     "FLAGS",
