@@ -11,9 +11,11 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from geo_router.intake.geocode import Geocoder
-from geo_router.intake.registry import SubscriberRegistry
+from geo_router.intake.subscribers.service import SubscriberService
 from geo_router.settings import Settings
 from geo_router.store import Store
+from geo_router.store.reports_repo import ReportsRepo
+from geo_router.store.subscribers_repo import SubscribersRepo
 
 ROLES = {
     "call": ("intake", "call"),
@@ -40,7 +42,9 @@ def api(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
         point = demo_router.snapshot.layers["kelurahan"].geometries[0].representative_point()
-        registry = SubscriberRegistry(app.state.store, app.state.secrets, demo_router, geocoder)
+        engine = app.state.store.engine
+        repos = SubscribersRepo(engine), ReportsRepo(engine)
+        registry = SubscriberService(*repos, app.state.secrets, demo_router, geocoder)
         registry.create(REGISTERED, lon=point.x, lat=point.y)
         yield {
             "client": client,

@@ -1,7 +1,7 @@
 """Open311 GeoReport v2: pure mapping between our reports and the spec's shapes.
 
 Nothing here touches a database or HTTP; the API module parses the request, calls
-:class:`~geo_router.intake.reports.ReportService` and renders with these
+:class:`~geo_router.intake.reports.service.ReportService` and renders with these
 functions. The shapes follow
 https://wiki.open311.org/GeoReport_v2 (JSON lists, and XML ``<services><service>``,
 ``<service_requests><request>``, ``<errors><error>``).
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from geo_router.errors import InputError
-from geo_router.intake.reports import MAX_PAGE, Report, ReportFilters, ReportInput
+from geo_router.intake.reports.models import MAX_PAGE, Report, ReportFilters, ReportInput
 from geo_router.store.schema import STATUSES, LiveChannel, ReportStatus
 
 __all__ = [
