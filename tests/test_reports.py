@@ -88,11 +88,8 @@ def inside(city: Any) -> tuple[float, float]:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Any:
-    upgrade(database_url)
-    eng = make_engine(database_url)
-    yield eng
-    eng.dispose()
+def engine(migrated_engine: Any) -> Any:
+    return migrated_engine
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from geo_router.intake.reports.importer import import_reports
 from geo_router.intake.reports.models import ReportFilters, ServiceActor
 from geo_router.intake.reports.service import ReportService
 from geo_router.intake.secrets import Secrets
-from geo_router.store import make_engine, upgrade
 from geo_router.store.reports_repo import ReportsRepo
 from geo_router.store.subscribers_repo import SubscribersRepo
 
@@ -29,11 +28,8 @@ def city(demo_router: Any) -> Any:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Any:
-    upgrade(database_url)
-    eng = make_engine(database_url)
-    yield eng
-    eng.dispose()
+def engine(migrated_engine: Any) -> Any:
+    return migrated_engine
 
 
 def _demo_csv(path: Path, city: Any, n: int = 400) -> Path:

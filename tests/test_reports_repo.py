@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
 
 from geo_router.errors import InputError
-from geo_router.store import make_engine, upgrade
 from geo_router.store.reports_repo import (
     IdempotencyEntry,
     ImportedReports,
@@ -23,11 +22,8 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def repo(database_url: str) -> Iterator[ReportsRepo]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield ReportsRepo(engine)
-    engine.dispose()
+def repo(migrated_engine: Any) -> ReportsRepo:
+    return ReportsRepo(migrated_engine)
 
 
 def _report(report_id: str, **changes: object) -> Report:

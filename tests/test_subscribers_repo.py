@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from geo_router.errors import InputError
-from geo_router.store import make_engine, upgrade
 from geo_router.store.subscribers_repo import Home, Registration, SubscriberRow, SubscribersRepo
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -19,11 +17,8 @@ SEALED = ("phone_enc", "name_enc", "address_enc")
 
 
 @pytest.fixture
-def repo(database_url: str) -> Iterator[SubscribersRepo]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield SubscribersRepo(engine)
-    engine.dispose()
+def repo(migrated_engine: Any) -> SubscribersRepo:
+    return SubscribersRepo(migrated_engine)
 
 
 def _row(n: int, **changes: Any) -> SubscriberRow:

@@ -16,74 +16,26 @@ repository by the number's HMAC; nothing sealed (number, name, address) is read 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from geo_router.errors import InputError
 from geo_router.intake.phones import PhoneNumber
 from geo_router.store.subscribers_repo import Registration, SubscribersRepo
 
-__all__ = [
-    "AddressGeocoder",
-    "Caller",
-    "GeocodeAnswer",
-    "GeocodeCandidate",
-    "Located",
-    "Locator",
-]
+if TYPE_CHECKING:  # the geocoder (pandas) loads only with a city that has address points
+    from geo_router.intake.geocode import GeocodeCandidate, GeocodeResult
+
+__all__ = ["AddressGeocoder", "Caller", "Located", "Locator"]
 
 #: Candidates an error for a weak address match lists.
 MAX_CANDIDATES = 5
 
 
-class GeocodeCandidate(Protocol):
-    """One place an address may be (``geocode.GeocodeCandidate``)."""
-
-    @property
-    def label(self) -> str:
-        """Human-readable place name."""
-        ...
-
-    @property
-    def lon(self) -> float:
-        """Longitude, EPSG:4326."""
-        ...
-
-    @property
-    def lat(self) -> float:
-        """Latitude, EPSG:4326."""
-        ...
-
-    @property
-    def confidence(self) -> float:
-        """0..1."""
-        ...
-
-
-class GeocodeAnswer(Protocol):
-    """The geocoder's answer (``geocode.GeocodeResult``)."""
-
-    @property
-    def matched(self) -> bool:
-        """True for a confident, unambiguous match (then ``best`` is it)."""
-        ...
-
-    @property
-    def best(self) -> GeocodeCandidate | None:
-        """The best candidate."""
-        ...
-
-    @property
-    def candidates(self) -> Sequence[GeocodeCandidate]:
-        """Candidates, best first."""
-        ...
-
-
 class AddressGeocoder(Protocol):
     """What turns address text into places (``geocode.Geocoder``)."""
 
-    def geocode(self, text: str) -> GeocodeAnswer:
+    def geocode(self, text: str) -> GeocodeResult:
         """Candidates for ``text``."""
         ...
 

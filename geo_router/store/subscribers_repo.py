@@ -28,9 +28,6 @@ __all__ = [
     "duplicate_phone",
 ]
 
-#: Hashes per ``IN (...)`` list (bounds the statement size).
-_IN_CHUNK = 500
-
 
 @dataclass(frozen=True, slots=True)
 class Home:
@@ -98,6 +95,8 @@ def duplicate_phone(row: int | None = None, other_row: int | None = None) -> Inp
     )
 
 
+#: Hashes per ``IN (...)`` list (bounds the statement size).
+_IN_CHUNK = 500
 _COLUMNS = tuple(f.name for f in fields(SubscriberRow))
 _HOME = (
     subscribers.c.id,

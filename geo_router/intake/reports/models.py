@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -216,21 +216,11 @@ class ReportFilters(BaseModel):
 
     def query(self) -> ReportQuery:
         """The repository's query for these filters (``status`` narrows ``statuses``)."""
-        statuses: tuple[str, ...] | None = self.statuses
+        values = {f.name: getattr(self, f.name) for f in fields(ReportQuery)}
         if self.status is not None:
-            statuses = tuple(s for s in statuses or (self.status,) if s == self.status)
-        return ReportQuery(
-            zone=self.zone,
-            category=self.category,
-            statuses=statuses,
-            ids=self.ids,
-            channel=self.channel,
-            created_from=self.created_from,
-            created_to=self.created_to,
-            bbox=self.bbox,
-            limit=self.limit,
-            offset=self.offset,
-        )
+            wanted = self.statuses or (self.status,)
+            values["statuses"] = tuple(s for s in wanted if s == self.status)
+        return ReportQuery(**values)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ import builtins
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -181,6 +181,7 @@ def _not_found(report_id: str) -> NotFoundError:
     return NotFoundError(f"report {report_id!r} not found", detail={"id": report_id})
 
 
+@dataclass
 class ReportService:
     """Report intake over the store's report tables.
 
@@ -190,7 +191,7 @@ class ReportService:
         The reports' repository (migration 0002 applied).
     locator
         Locates reports (given point, geocoded address, registered caller's home).
-    router
+    router_source
         A ``Router`` or a callable returning the current one (routers are swapped).
     secrets
         Hashes (through :class:`PhoneNumber`), encrypts and decrypts reporter phones.
@@ -207,35 +208,25 @@ class ReportService:
         again (a new report), and expired keys are purged on the next idempotent write.
     """
 
-    def __init__(
-        self,
-        reports: ReportsRepo,
-        locator: Locator,
-        router: RouterSource,
-        secrets: Secrets,
-        *,
-        region: str = "ID",
-        rate_limit_per_hour: int = 20,
-        clock: Callable[[], datetime] = utcnow,
-        k: int = 3,
-        idempotency_ttl: timedelta = timedelta(hours=24),
-    ) -> None:
-        if idempotency_ttl <= timedelta(0):
-            raise ValueError(f"idempotency_ttl must be positive, got {idempotency_ttl}")
-        self.reports = reports
-        self.locator = locator
-        self._router = router_getter(router)
-        self.secrets = secrets
-        self.region = region
-        self.rate_limit_per_hour = rate_limit_per_hour
-        self.clock = clock
-        self.k = k
-        self.idempotency_ttl = idempotency_ttl
+    reports: ReportsRepo
+    locator: Locator
+    router_source: RouterSource
+    secrets: Secrets
+    _: KW_ONLY
+    region: str = "ID"
+    rate_limit_per_hour: int = 20
+    clock: Callable[[], datetime] = utcnow
+    k: int = 3
+    idempotency_ttl: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        if self.idempotency_ttl <= timedelta(0):
+            raise ValueError(f"idempotency_ttl must be positive, got {self.idempotency_ttl}")
 
     @property
     def router(self) -> Router:
         """The current router."""
-        return self._router()
+        return router_getter(self.router_source)()
 
     # ---------------------------------------------------------------- create
 

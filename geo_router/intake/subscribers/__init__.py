@@ -1,15 +1,6 @@
-"""The caller registry: subscribers (who a number belongs to, where they live) and CSV import."""
+"""The caller registry.
 
-from geo_router.intake.subscribers.csv_import import ImportSummary, RowError
-from geo_router.intake.subscribers.models import CallerInfo, Subscriber, SubscriberPage
-from geo_router.intake.subscribers.service import UNSET, SubscriberService
-
-__all__ = [
-    "UNSET",
-    "CallerInfo",
-    "ImportSummary",
-    "RowError",
-    "Subscriber",
-    "SubscriberPage",
-    "SubscriberService",
-]
+- :mod:`.models`: the registry's answers (``Subscriber``, ``CallerInfo``) and field checks;
+- :mod:`.service`: ``SubscriberService`` (register, read, change, delete, "who is calling?");
+- :mod:`.csv_import`: registering many callers from one CSV, all rows or none.
+"""
