@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from geo_router.errors import InputError
 from geo_router.intake.phones import PhoneNumber
+from geo_router.store.schema import ReportLocationSource
 from geo_router.store.subscribers_repo import Registration, SubscribersRepo
 
 if TYPE_CHECKING:  # the geocoder (pandas) loads only with a city that has address points
@@ -46,7 +47,7 @@ class Located:
 
     lon: float
     lat: float
-    source: str  #: "given" | "geocoded" | "registered_caller"
+    source: ReportLocationSource  #: "given", "geocoded" or "registered_caller"
     confidence: float
     label: str | None = None
 

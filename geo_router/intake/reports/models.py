@@ -37,7 +37,7 @@ __all__ = [
 #: Largest page ``ReportService.list`` returns.
 MAX_PAGE = 500
 #: Allowed status changes; reopening (closed -> open) is for admins only.
-TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
+TRANSITIONS: frozenset[tuple[ReportStatus, ReportStatus]] = frozenset(
     {
         ("open", "acknowledged"),
         ("open", "closed"),
