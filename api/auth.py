@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from geo_router.errors import AuthenticationError, PermissionDeniedError
 from geo_router.settings import is_loopback_host
+from geo_router.store.schema import ROLES
 
 __all__ = [
     "ADMIN",
@@ -27,8 +28,7 @@ __all__ = [
     "is_loopback_host",
 ]
 
-#: Every role a key may hold; admin may do everything.
-ROLES: tuple[str, ...] = ("intake", "planner", "analyst", "admin")
+#: Every role a key may hold (``store.schema.ROLES``); admin may do everything.
 ADMIN = "admin"
 
 #: How long the "are there any active keys?" answer is reused (seconds).

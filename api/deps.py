@@ -7,14 +7,20 @@ costs more than the work they do.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from api.auth import ROLES, Authenticator, check_role
 from api.errors import NotReadyError
 from geo_router.errors import ConfigurationError
+from geo_router.intake.locate import Locator
+from geo_router.intake.reports.service import ReportService
+from geo_router.intake.subscribers.service import SubscriberService
 from geo_router.settings import Settings
+from geo_router.store.reports_repo import ReportsRepo
+from geo_router.store.subscribers_repo import SubscribersRepo
 
 if TYPE_CHECKING:
     from geo_router.city.router import Router
@@ -22,10 +28,13 @@ if TYPE_CHECKING:
 __all__ = [
     "get_geocoder",
     "get_principal",
+    "get_report_service",
     "get_router",
     "get_secrets",
     "get_settings",
     "get_store",
+    "get_subscriber_service",
+    "report_service",
     "request_id",
     "require_roles",
 ]
@@ -110,3 +119,59 @@ def request_id(request: Request) -> str | None:
     """The id of this request (set by the request-id middleware)."""
     state = request.scope.get("state")
     return state.get("request_id") if isinstance(state, dict) else None
+
+
+# --- intake services -------------------------------------------------------------------------
+
+#: Phone region before the city is loaded (reading subscribers needs no city).
+DEFAULT_PHONE_REGION = "ID"
+
+
+def report_service(request: Request) -> ReportService:
+    """The report service over the app's store, city, secrets and geocoder.
+
+    Raises ``NotReadyError`` (503) until the city is loaded and ``ConfigurationError`` without
+    a store or secrets.
+    """
+    city = router_or_503(request)
+    state = request.app.state
+    if state.store is None or state.secrets is None:
+        raise ConfigurationError("the database store is not open")
+    settings: Settings = state.settings
+    return ReportService(
+        ReportsRepo(state.store.engine),
+        Locator(SubscribersRepo(state.store.engine), state.geocoder),
+        city,
+        state.secrets,
+        region=city.snapshot.profile.phone_region,
+        rate_limit_per_hour=settings.rate_limit_per_hour,
+        k=settings.default_k,
+        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+    )
+
+
+async def get_report_service(request: Request) -> ReportService:
+    """The report service (see :func:`report_service`)."""
+    return report_service(request)
+
+
+async def get_subscriber_service(
+    request: Request,
+    store: Annotated[Any, Depends(get_store)],
+    secrets: Annotated[Any, Depends(get_secrets)],
+) -> SubscriberService:
+    """The registry over the app's store; the city is fetched only when routing is needed.
+
+    Reading and deleting subscribers works while the city is still loading; registering
+    (which resolves zones) answers 503 until it is in.
+    """
+    city = request.app.state.router
+    region = city.snapshot.profile.phone_region if city is not None else None
+    return SubscriberService(
+        SubscribersRepo(store.engine),
+        ReportsRepo(store.engine),
+        secrets,
+        lambda: router_or_503(request),
+        request.app.state.geocoder,
+        region=region or DEFAULT_PHONE_REGION,
+    )

@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from geo_router.intake.geocode import Geocoder
-from geo_router.intake.reports import import_reports
+from geo_router.intake.reports.importer import import_reports
 from geo_router.settings import Settings
 from geo_router.store import Store
+from geo_router.store.reports_repo import ReportsRepo
 
 BASE = "/open311/v2"
 XML = "text/xml; charset=utf-8"
@@ -225,7 +226,7 @@ def test_get_requests_filters(api: dict[str, Any], demo_router: Any, tmp_path: A
     import_reports(
         source,
         demo_router,
-        api["app"].state.store.engine,
+        ReportsRepo(api["app"].state.store.engine),
         lon_field="x",
         lat_field="y",
         category_field="c",

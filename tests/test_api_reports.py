@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from geo_router.intake.geocode import Geocoder
-from geo_router.intake.registry import SubscriberRegistry
+from geo_router.intake.secrets import Secrets
+from geo_router.intake.subscribers.service import SubscriberService
 from geo_router.settings import Settings
 from geo_router.store import Store
+from geo_router.store.reports_repo import ReportsRepo
+from geo_router.store.subscribers_repo import SubscribersRepo
 
 ROLES = {
     "call": ("intake", "call"),
@@ -40,13 +45,16 @@ def api(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
         point = demo_router.snapshot.layers["kelurahan"].geometries[0].representative_point()
-        registry = SubscriberRegistry(app.state.store, app.state.secrets, demo_router, geocoder)
+        engine = app.state.store.engine
+        repos = SubscribersRepo(engine), ReportsRepo(engine)
+        registry = SubscriberService(*repos, app.state.secrets, demo_router, geocoder)
         registry.create(REGISTERED, lon=point.x, lat=point.y)
         yield {
             "client": client,
             "keys": keys,
             "point": (point.x, point.y),
             "secrets": app.state.secrets,
+            "registry": registry,
         }
 
 
@@ -237,3 +245,43 @@ def test_open_mode_admin_can_file(demo_router: Any, tmp_path: Path) -> None:
         assert client.post("/v1/reports", json=body).status_code == 422
         r = client.post("/v1/reports", json={**body, "channel": "web"})
         assert r.status_code == 201, r.text
+
+
+def test_a_registered_callers_number_is_parsed_and_hashed_once(
+    api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the request to the row: one parse, one HMAC, one encryption, and no decryption
+    (neither of the number, nor of the subscriber's name and address) unless the answer
+    shows a stored number."""
+    client, point = api["client"], api["point"]
+    api["registry"].create(
+        "0812-3456-7811", name="Siti", address="Jalan Aceh 1", lon=point[0], lat=point[1]
+    )
+    calls: Counter[str] = Counter()
+
+    def counted(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(phonenumbers, "parse", counted("parse", phonenumbers.parse))
+    for name in ("hash_phone", "encrypt", "decrypt"):
+        monkeypatch.setattr(Secrets, name, counted(name, getattr(Secrets, name)))
+    body = {"category": "waste", "reporter_phone": "+62 812-3456-7811"}
+    shown = {}
+    for label in ("call", "admin"):
+        calls.clear()
+        r = client.post("/v1/reports", json={**body, "channel": "call"}, headers=_h(api, label))
+        assert r.status_code == 201, r.text
+        assert r.json()["location_source"] == "registered_caller"
+        assert calls == {"parse": 1, "hash_phone": 1, "encrypt": 1}, label
+        shown[label] = r.json()["reporter_phone"]
+    assert shown == {"call": "+62812****7811", "admin": "+6281234567811"}
+    report_id = r.json()["id"]
+    calls.clear()
+    seen = client.get(f"/v1/reports/{report_id}", headers=_h(api, "analyst")).json()
+    assert "reporter_phone" not in seen and not calls  # shows no number: decrypts nothing
+    admin = client.get(f"/v1/reports/{report_id}", headers=_h(api, "admin")).json()
+    assert admin["reporter_phone"] == "+6281234567811" and calls == {"decrypt": 1}

@@ -16,7 +16,7 @@ from geo_router.cli import app
 from geo_router.settings import DEMO_CITY_PROFILE
 from geo_router.store import make_engine
 from geo_router.store.city_record import recorded_city
-from geo_router.store.reports_schema import report_zones, reports
+from geo_router.store.schema import report_zones, reports
 
 runner = CliRunner()
 

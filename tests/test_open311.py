@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from geo_router.city.models import CategoryRoute
 from geo_router.errors import InputError, InvalidCoordinatesError
 from geo_router.intake import open311
-from geo_router.intake.reports import Report
+from geo_router.intake.reports.models import Report
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 FIRE = CategoryRoute("fire", "Kebakaran (fire)", "Damkar", ["fire_station"], True)

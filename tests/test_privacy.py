@@ -19,9 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from geo_router.intake.phones import normalize_phone
-from geo_router.intake.registry import SubscriberRegistry
 from geo_router.intake.secrets import Secrets
+from geo_router.intake.subscribers.service import SubscriberService
 from geo_router.store import Store
+from geo_router.store.reports_repo import ReportsRepo
+from geo_router.store.subscribers_repo import SubscribersRepo
 
 PEOPLE = [  # phone as typed, name, street address
     ("+62 812-9375-4826", "Wayan Sudarta", "Jalan Merdeka 17"),
@@ -77,8 +79,12 @@ def _register_everyone(store: Store, demo_router: Any) -> None:
     points = [
         (g.representative_point().x, g.representative_point().y) for g in layer.geometries[:2]
     ]
-    registry = SubscriberRegistry(
-        store, Secrets.generate(), lambda: demo_router, StreetGeocoder(*points[1])
+    registry = SubscriberService(
+        SubscribersRepo(store.engine),
+        ReportsRepo(store.engine),
+        Secrets.generate(),
+        lambda: demo_router,
+        StreetGeocoder(*points[1]),
     )
     (lon, lat) = points[0]
     ids = []

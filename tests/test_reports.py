@@ -1,18 +1,15 @@
-"""Report intake: locate, route, screen, store (idempotent, atomic); read, list, lifecycle."""
+"""Report intake's service: locate, route, screen, store (idempotent, atomic); read, list,
+lifecycle, views."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -28,25 +25,15 @@ from geo_router.errors import (
     RateLimitedError,
     UnknownCategoryError,
 )
-from geo_router.intake import reports as reports_module
-from geo_router.intake.reports import (
-    TRANSITIONS,
-    ReportFilters,
-    ReportInput,
-    ReportService,
-    ServiceActor,
-    has_geom_column,
-    import_reports,
-    nuisance_record,
-)
+from geo_router.intake.locate import Locator
+from geo_router.intake.reports.models import TRANSITIONS, ReportFilters, ReportInput, ServiceActor
+from geo_router.intake.reports.service import ReportService
 from geo_router.intake.secrets import Secrets
-from geo_router.store import make_engine, upgrade
-from geo_router.store.reports_schema import (
-    idempotency_keys,
-    report_updates,
-    report_zones,
-    reports,
-)
+from geo_router.intake.subscribers.service import SubscriberService
+from geo_router.store import make_engine, reports_repo, upgrade
+from geo_router.store.reports_repo import NuisanceRecord, ReportsRepo
+from geo_router.store.schema import idempotency_keys, report_updates, report_zones, reports
+from geo_router.store.subscribers_repo import SubscribersRepo
 
 ADMIN = ServiceActor(id="k-admin", name="admin key", role="admin")
 CALL = ServiceActor(id="k-call", name="call desk", role="intake", channel="call")
@@ -69,14 +56,10 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
-@dataclass
-class FakeRegistry:
-    """Subscribers by E.164 phone (the real registry's ``get_by_phone``)."""
-
-    subscribers: dict[str, Any] = field(default_factory=dict)
-
-    def get_by_phone(self, phone: str) -> Any | None:
-        return self.subscribers.get(phone)
+def make_service(engine: Any, city: Any, secrets: Secrets, **options: Any) -> ReportService:
+    """A report service over ``engine`` (``geocoder`` among the options, else none)."""
+    locator = Locator(SubscribersRepo(engine), options.pop("geocoder", None))
+    return ReportService(ReportsRepo(engine), locator, city, secrets, **options)
 
 
 class FakeGeocoder:
@@ -105,11 +88,8 @@ def inside(city: Any) -> tuple[float, float]:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Any:
-    upgrade(database_url)
-    eng = make_engine(database_url)
-    yield eng
-    eng.dispose()
+def engine(migrated_engine: Any) -> Any:
+    return migrated_engine
 
 
 @pytest.fixture
@@ -119,12 +99,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def service(engine: Any, city: Any, inside: tuple[float, float], clock: FakeClock) -> ReportService:
-    registry = FakeRegistry({REGISTERED: SimpleNamespace(lon=inside[0], lat=inside[1])})
-    return ReportService(
+    secrets = Secrets.generate()
+    registry = SubscriberService(SubscribersRepo(engine), ReportsRepo(engine), secrets, city)
+    registry.create(REGISTERED, lon=inside[0], lat=inside[1])
+    return make_service(
         engine,
         lambda: city,
-        Secrets.generate(),
-        registry=registry,
+        secrets,
         geocoder=FakeGeocoder(*inside),
         region="ID",
         rate_limit_per_hour=3,
@@ -248,7 +229,7 @@ def test_weak_geocode_is_refused_with_candidates(service: ReportService, inside:
     with pytest.raises(InputError) as info:
         service.create(body, actor=CALL)
     assert info.value.detail["candidates"][0]["label"] == "Jalan Acehh 10"
-    assert _count(service.engine, reports) == 0
+    assert _count(service.reports.engine, reports) == 0
 
 
 def test_registered_caller_location(service: ReportService, inside: Any) -> None:
@@ -340,16 +321,12 @@ def test_repeat_false_reports_flag_and_nuisance_record(
         service.update_status(report.id, "closed", resolution=resolution, actor=CALL)
         clock.advance(minutes=30)
     phone_hash = service.secrets.hash_phone(STRANGER)
-    record = nuisance_record(service.engine, phone_hash)
-    assert record["reports_made"] == 2 and record["false_reports"] == 2
-    assert record["last_seen"] == clock.now - timedelta(minutes=30)
+    record = service.reports.nuisance(phone_hash)
+    assert record.reports_made == 2 and record.false_reports == 2
+    assert record.last_seen == clock.now - timedelta(minutes=30)
     third = service.create(_body(inside, category="fire", reporter_phone=STRANGER), actor=CALL)
     assert {"repeat_false_reports", "unregistered_caller"} <= set(third.flags)
-    assert nuisance_record(service.engine, "nobody") == {
-        "reports_made": 0,
-        "false_reports": 0,
-        "last_seen": None,
-    }
+    assert service.reports.nuisance("nobody") == NuisanceRecord(0, 0, None)
 
 
 # --------------------------------------------------------------------------- idempotency
@@ -359,7 +336,7 @@ def test_idempotent_replay_returns_the_first_answer(service: ReportService, insi
     first = service.create(_body(inside), actor=CALL, idempotency_key="abc-1")
     again = service.create(_body(inside), actor=CALL, idempotency_key="abc-1")
     assert again.to_dict() == first.to_dict()
-    assert _count(service.engine, reports) == 1
+    assert _count(service.reports.engine, reports) == 1
     with pytest.raises(IdempotencyConflictError, match="abc-1"):
         service.create(_body(inside, description="other"), actor=CALL, idempotency_key="abc-1")
     # Keys are scoped to the API key: another key may use the same text.
@@ -377,14 +354,15 @@ def test_idempotency_ignores_key_order(service: ReportService, inside: Any) -> N
 def test_create_is_all_or_nothing(
     service: ReportService, inside: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(actor: Any) -> str:
+    def boom(*args: Any) -> dict[str, Any]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(reports_module, "_actor_label", boom)
+    # The idempotency key is the last row written: everything before it must roll back.
+    monkeypatch.setattr(reports_repo, "_idempotency_values", boom)
     with pytest.raises(RuntimeError):
         service.create(_body(inside), actor=CALL, idempotency_key="x")
     for table in (reports, report_zones, report_updates):
-        assert _count(service.engine, table) == 0
+        assert _count(service.reports.engine, table) == 0
 
 
 # --------------------------------------------------------------------------- read, list
@@ -406,13 +384,14 @@ def test_other_channels_reports_are_not_found(service: ReportService, inside: An
 
 def test_analysts_never_see_phone_fields(service: ReportService, inside: Any) -> None:
     report = service.create(_body(inside, reporter_phone=STRANGER), actor=CALL)
-    assert "reporter_phone_hash" not in report.view_for(ANALYST)
-    assert "reporter_phone_enc" not in report.view_for(ANALYST)
-    assert "reporter_phone" not in report.view_for(ANALYST, service.secrets)
-    admin_view = report.view_for(ADMIN, service.secrets)
+    analyst_view = service.view(report, ANALYST)
+    assert "reporter_phone_hash" not in analyst_view
+    assert "reporter_phone_enc" not in analyst_view
+    assert "reporter_phone" not in analyst_view
+    admin_view = service.view(report, ADMIN)
     assert "reporter_phone_hash" not in admin_view and "reporter_phone_enc" not in admin_view
     assert admin_view["reporter_phone"] == STRANGER
-    assert report.view_for(CALL, service.secrets)["reporter_phone"] != STRANGER  # masked
+    assert service.view(report, CALL)["reporter_phone"] == "+62813****8888"  # masked
 
 
 def test_list_filters(service: ReportService, city: Any, inside: Any, clock: FakeClock) -> None:
@@ -439,7 +418,8 @@ def test_list_filters(service: ReportService, city: Any, inside: Any, clock: Fak
     lon, lat = inside
     assert ids(bbox=f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}") == [b.id, a.id]
     # PostgreSQL with PostGIS filters on the generated geometry column (&&), SQLite on lon/lat.
-    assert has_geom_column(service.engine) is (service.engine.dialect.name == "postgresql")
+    has_geom = service.reports.has_geom_column()
+    assert has_geom is (service.reports.engine.dialect.name == "postgresql")
     assert ids(ids=(a.id, c.id)) == [c.id, a.id]
     page = service.list(ReportFilters.parse(limit=1, offset=1), actor=ADMIN)
     assert [r.id for r in page.items] == [b.id] and page.total == 3
@@ -548,84 +528,7 @@ def test_lifecycle_property(service: ReportService, inside: Any, steps: list[str
     assert [(h.from_status, h.to_status) for h in service.history(report.id)] == expected
 
 
-# --------------------------------------------------------------------------- import
-
-
-def _demo_csv(path: Path, city: Any, n: int = 400) -> Path:
-    rng = np.random.default_rng(7)
-    minx, miny, maxx, maxy = city.snapshot.coverage_bounds
-    lon = rng.uniform(minx, maxx, n).round(6).astype(object)
-    lat = rng.uniform(miny, maxy, n).round(6).astype(object)
-    lon[0], lat[0] = "", ""  # missing
-    lon[1], lat[1] = "abc", "-6.9"  # not a number
-    lon[2], lat[2] = 0.0, 0.0  # outside
-    cats = np.array(["Sampah", "fire", "noise", "Graffiti"], dtype=object)[np.arange(n) % 4]
-    created = ["2025-12-31 23:30:00"] * n
-    created[3] = "not a date"
-    lines = ["x,y,jenis,waktu,keterangan"]
-    lines += [f"{lon[i]},{lat[i]},{cats[i]},{created[i]},laporan {i}" for i in range(n)]
-    with gzip.open(path, "wt") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return path
-
-
-def test_import_reports_demo(engine: Any, city: Any, tmp_path: Path) -> None:
-    source = _demo_csv(tmp_path / "history.csv.gz", city)
-    summary = import_reports(
-        source,
-        city,
-        engine,
-        lon_field="x",
-        lat_field="y",
-        category_field="jenis",
-        created_field="waktu",
-        category_map={"Sampah": "waste"},
-        description_field="keterangan",
-        timezone="Asia/Jakarta",
-        chunk_size=150,
-    )
-    assert summary.rows == summary.stored == 400
-    assert summary.invalid_coordinates == 2
-    assert summary.unknown_category == 100
-    assert summary.unknown_categories == {"Graffiti": 100}
-    assert summary.invalid_created_date == 1
-    assert summary.outside_coverage >= 1
-    assert summary.rows_per_s > 0
-    service = ReportService(engine, city, Secrets.generate())
-    page = service.list(ReportFilters.parse(limit=500), actor=ADMIN)
-    assert page.total == 400
-    by_desc = {r.description: r for r in page.items}
-    assert "invalid_coordinates" in by_desc["laporan 0"].flags
-    assert by_desc["laporan 0"].lon is None
-    assert "outside_coverage" in by_desc["laporan 2"].flags
-    assert "invalid_created_date" in by_desc["laporan 3"].flags
-    assert by_desc["laporan 4"].category == "waste"
-    assert by_desc["laporan 7"].category == "Graffiti"
-    assert "unknown_category" in by_desc["laporan 7"].flags
-    assert summary.outside_coverage == sum("outside_coverage" in r.flags for r in page.items)
-    sample = next(r for r in page.items if r.category == "fire" and "kelurahan" in r.zones)
-    assert sample.status == "closed"
-    assert sample.created_at == datetime(2025, 12, 31, 16, 30, tzinfo=UTC)  # WIB is UTC+7
-    expected = city.route(sample.lon, sample.lat)
-    assert sample.zones == {n: m.zone_id for n, m in expected.zones.items() if m.zone_id}
-    assert sample.decision["agency"] == city.category("fire").agency
-    kel = sample.zones["kelurahan"]
-    in_kel = service.list(ReportFilters.parse(zone=f"kelurahan:{kel}", limit=500), actor=ADMIN)
-    assert sample.id in {r.id for r in in_kel.items}
-
-
-def test_import_names_a_missing_column(engine: Any, city: Any, tmp_path: Path) -> None:
-    source = _demo_csv(tmp_path / "h.csv.gz", city, n=10)
-    with pytest.raises(InputError, match=r"no column .lng.*--lon-field"):
-        import_reports(
-            source,
-            city,
-            engine,
-            lon_field="lng",
-            lat_field="y",
-            category_field="jenis",
-            created_field="waktu",
-        )
+# --------------------------------------------------------------------------- expiry
 
 
 def test_idempotency_keys_expire(service: ReportService, inside: Any, clock: FakeClock) -> None:
@@ -638,13 +541,13 @@ def test_idempotency_keys_expire(service: ReportService, inside: Any, clock: Fak
     assert other.id != first.id
     again = service.create(_body(inside, description="other"), actor=CALL, idempotency_key="day-1")
     assert again.id == other.id
-    assert _count(service.engine, idempotency_keys) == 1  # the expired row was purged
-    assert _count(service.engine, reports) == 2  # reports themselves are never purged
+    assert _count(service.reports.engine, idempotency_keys) == 1  # the expired row was purged
+    assert _count(service.reports.engine, reports) == 2  # reports themselves are never purged
 
 
 def test_idempotency_ttl_must_be_positive(engine: Any, city: Any) -> None:
     with pytest.raises(ValueError, match="idempotency_ttl"):
-        ReportService(engine, city, None, idempotency_ttl=timedelta(0))
+        make_service(engine, city, Secrets.generate(), idempotency_ttl=timedelta(0))
 
 
 @pytest.fixture
@@ -676,9 +579,9 @@ def test_postgres_without_postgis_filters_bbox_on_lon_lat(
     upgrade(postgres_without_postgis)
     engine = make_engine(postgres_without_postgis)
     try:
-        if has_geom_column(engine):
+        if ReportsRepo(engine).has_geom_column():
             pytest.skip("PostGIS is a trusted extension here: a plain owner could create it")
-        service = ReportService(engine, lambda: city, Secrets.generate(), clock=clock)
+        service = make_service(engine, lambda: city, Secrets.generate(), clock=clock)
         near = service.create(_body(inside), actor=CALL)
         far = service.create(_body(inside, location={"lon": 0.0, "lat": 0.0}), actor=CALL)
         lon, lat = inside

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from api.deps import require_roles
-from api.routers.subscribers import get_registry
+from api.deps import get_subscriber_service, require_roles
 from api.serialize import json_response
-from geo_router.intake.registry import SubscriberRegistry
+from geo_router.intake.subscribers.service import SubscriberService
+from geo_router.store.schema import SubscriberLocationSource, VerificationStatus
 
 router = APIRouter(prefix="/v1/callers", tags=["callers"])
 
@@ -24,7 +24,7 @@ class CallerLocation(BaseModel):
 
     lon: float
     lat: float
-    source: str = Field(description="given | geocoded")
+    source: SubscriberLocationSource
     geocode_confidence: float | None
 
 
@@ -48,7 +48,7 @@ class CallerOut(BaseModel):
     zones: dict[str, Any] = Field(description="Per layer, with the current boundaries.")
     responders: dict[str, Any] = Field(description="Per facility type, nearest first.")
     warnings: list[str]
-    verification_status: str | None
+    verification_status: VerificationStatus | None
     nuisance: NuisanceRecord
 
 
@@ -103,7 +103,7 @@ _UNKNOWN = {
 )
 def lookup_caller(
     phone: str,
-    registry: Annotated[SubscriberRegistry, Depends(get_registry)],
+    registry: Annotated[SubscriberService, Depends(get_subscriber_service)],
     _principal: Annotated[Any, Depends(CALLER_ROLES)],
 ) -> Response:
     """The call-taker's answer: location, zones and responders now, and the nuisance record."""

@@ -17,9 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.auth import check_role
-from api.deps import router_or_503
+from api.deps import report_service, request_id, router_or_503
 from api.errors import status_for
-from api.routers.reports import get_report_service
 from geo_router.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -31,7 +30,8 @@ from geo_router.errors import (
     UnknownCategoryError,
 )
 from geo_router.intake import open311
-from geo_router.intake.reports import Report, ReportService
+from geo_router.intake.reports.models import Actor, Report
+from geo_router.intake.reports.service import ReportService
 
 router = APIRouter(
     prefix="/open311/v2",
@@ -78,20 +78,6 @@ def _format(fmt: str) -> open311.Format | None:
 def _bad_format(fmt: str) -> Response:
     text = f"unknown format {fmt!r}: use .json or .xml"
     return _respond("errors", open311.error_list(404, text), "json", 404)
-
-
-async def _service(request: Request) -> ReportService:
-    """The report service, built as the native API builds it."""
-    app_state = request.app.state
-    if app_state.store is None or app_state.secrets is None:
-        raise ConfigurationError("the database store is not open")
-    return await get_report_service(
-        router_or_503(request),
-        app_state.store,
-        app_state.secrets,
-        app_state.geocoder,
-        app_state.settings,
-    )
 
 
 def _service_names(service: ReportService) -> dict[str, str]:
@@ -160,7 +146,7 @@ async def list_requests(request: Request, fmt: str) -> Response:
     if out is None:
         return _bad_format(fmt)
     try:
-        service = await _service(request)
+        service = report_service(request)
         query = open311.parse_query(request.query_params, now=datetime.now(UTC))
         found = await run_in_threadpool(_find, service, query)
         names = _service_names(service)
@@ -172,7 +158,7 @@ async def list_requests(request: Request, fmt: str) -> Response:
 
 async def _public_report(request: Request, report_id: str) -> tuple[ReportService, Report]:
     """The service and one report that the public feed may show (else NotFoundError)."""
-    service = await _service(request)
+    service = report_service(request)
     report = await run_in_threadpool(service.get, report_id, actor=None)
     return service, _public_or_404(service, report)
 
@@ -204,7 +190,7 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
     return _respond("requests", open311.token_response(token, report.id), out)
 
 
-def _principal(request: Request, form_key: str | None) -> Any:
+def _principal(request: Request, form_key: str | None) -> Actor:
     """The caller of a POST: intake or admin, by the form's ``api_key`` or the usual headers.
 
     A bad ``api_key`` in the form is the spec's 403; with no key at all, or a bad key in
@@ -224,7 +210,7 @@ def _principal(request: Request, form_key: str | None) -> Any:
             "'Authorization: Bearer KEY'"
         ) from exc
     check_role(principal, POST_ROLES)
-    return principal
+    return principal  # type: ignore[no-any-return]
 
 
 @router.post(
@@ -273,10 +259,12 @@ async def create_request(request: Request, fmt: str) -> Response:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         actor = _principal(request, (fields.get("api_key") or "").strip() or None)
         post = open311.parse_post(fields)
-        service = await _service(request)
-        channel = getattr(actor, "channel", None) or "web"
-        report_in = post.to_report_input(channel)
-        report = await run_in_threadpool(lambda: service.create(report_in, actor=actor))
+        service = report_service(request)
+        report_in = post.to_report_input(actor.channel or open311.DEFAULT_CHANNEL)
+        rid = request_id(request)
+        report = await run_in_threadpool(
+            lambda: service.create(report_in, actor=actor, request_id=rid)
+        )
     except UnknownCategoryError as exc:
         return _error(InputError(f"service_code: {exc.message}"), out)
     except GeoRouterError as exc:

@@ -8,54 +8,28 @@ is an admin.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import get_secrets, get_store, require_roles, router_or_503
+from api.deps import get_subscriber_service, require_roles
 from api.errors import PROBLEM_TYPE_BASE, problem_body, problem_response, request_id_of
 from api.serialize import json_response
 from geo_router.errors import InputError
-from geo_router.intake.registry import MAX_PAGE, ImportSummary, Subscriber, SubscriberRegistry
+from geo_router.intake.subscribers.csv_import import ImportSummary
+from geo_router.intake.subscribers.models import MAX_PAGE
+from geo_router.intake.subscribers.service import SubscriberService
+from geo_router.store.schema import SubscriberLocationSource, VerificationStatus
 
 router = APIRouter(prefix="/v1/subscribers", tags=["subscribers"])
 
 REGISTRY_ROLES = require_roles("intake")  # admin always passes
 IMPORT_ROLES = require_roles("admin")
 
-DEFAULT_REGION = "ID"
-
-
-def _region(request: Request) -> str:
-    """The loaded city's phone region (``ID`` before the city is in)."""
-    city = getattr(request.app.state, "router", None)
-    profile = getattr(getattr(city, "snapshot", None), "profile", None)
-    return str(getattr(profile, "phone_region", None) or DEFAULT_REGION)
-
-
-async def get_registry(
-    request: Request,
-    store: Annotated[Any, Depends(get_store)],
-    secrets: Annotated[Any, Depends(get_secrets)],
-) -> SubscriberRegistry:
-    """The registry over the app's store; the router is fetched only when routing is needed.
-
-    Reading and deleting subscribers works while the city is still loading; registering
-    (which resolves zones) answers 503 until it is in.
-    """
-    return SubscriberRegistry(
-        store,
-        secrets,
-        lambda: router_or_503(request),
-        getattr(request.app.state, "geocoder", None),
-        region=_region(request),
-    )
-
-
-Registry = Annotated[SubscriberRegistry, Depends(get_registry)]
+Registry = Annotated[SubscriberService, Depends(get_subscriber_service)]
 
 
 def is_admin(principal: Any) -> bool:
@@ -92,9 +66,6 @@ class LonLat(BaseModel):
 
     lon: float = Field(examples=[107.6191])
     lat: float = Field(examples=[-6.9175])
-
-
-VerificationStatus = Literal["unverified", "verified", "rejected"]
 
 
 class SubscriberCreate(BaseModel):
@@ -152,7 +123,7 @@ class SubscriberOut(BaseModel):
     address: str | None
     lon: float | None
     lat: float | None
-    location_source: Literal["given", "geocoded"] | None
+    location_source: SubscriberLocationSource | None
     geocode_confidence: float | None
     zones: dict[str, Any] = Field(description="Per layer, the zone resolved at registration.")
     responders: dict[str, Any] = Field(description="Per facility type, the nearest at that time.")
@@ -305,10 +276,7 @@ def list_subscribers(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """A page of subscribers, oldest first, with the total count."""
-    items: list[Subscriber] = registry.list(limit, offset, reveal=is_admin(principal))
-    return json_response(
-        {"items": items, "total": registry.count(), "limit": limit, "offset": offset}
-    )
+    return json_response(registry.page(limit, offset, reveal=is_admin(principal)))
 
 
 @router.post(

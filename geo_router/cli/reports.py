@@ -14,11 +14,13 @@ import typer
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError, InputError
 from geo_router.settings import Settings
+from geo_router.store.schema import IMPORT_CHANNEL, REPORT_CHANNELS
 
 reports_app = typer.Typer(help="Reports: import historic reports.", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
 
 EXIT_ERROR = 2
+_CHANNELS = ", ".join(REPORT_CHANNELS)
 
 
 def _category_map(path: Path | None) -> dict[str, str] | None:
@@ -41,9 +43,9 @@ def import_command(
     lat_field: Annotated[str, typer.Option("--lat-field", help="Latitude column.")],
     category_field: Annotated[str, typer.Option("--category-field", help="Category column.")],
     created_field: Annotated[str, typer.Option("--created-field", help="Creation time column.")],
-    channel: Annotated[str, typer.Option("--channel", help="Channel stored on every row.")] = (
-        "import"
-    ),
+    channel: Annotated[
+        str, typer.Option("--channel", help=f"Channel stored on every row: {_CHANNELS}.")
+    ] = IMPORT_CHANNEL,
     city: Annotated[
         Path | None,
         typer.Option("--city", envvar="GEO_ROUTER_CITY", help="City profile (TOML)."),
@@ -66,9 +68,10 @@ def import_command(
     counted); unknown categories are stored as they are, flagged unknown_category.
     """
     from geo_router.city.router import Router
-    from geo_router.intake.reports import import_reports
+    from geo_router.intake.reports.importer import import_reports
     from geo_router.store.city_record import claim_city_profile
     from geo_router.store.database import Store, describe_store
+    from geo_router.store.reports_repo import ReportsRepo
 
     settings = Settings()
     profile = city or settings.city
@@ -84,7 +87,7 @@ def import_command(
             summary = import_reports(
                 file,
                 router,
-                store.engine,
+                ReportsRepo(store.engine),
                 lon_field=lon_field,
                 lat_field=lat_field,
                 category_field=category_field,

@@ -1,7 +1,7 @@
 """Open311 GeoReport v2: pure mapping between our reports and the spec's shapes.
 
 Nothing here touches a database or HTTP; the API module parses the request, calls
-:class:`~geo_router.intake.reports.ReportService` and renders with these
+:class:`~geo_router.intake.reports.service.ReportService` and renders with these
 functions. The shapes follow
 https://wiki.open311.org/GeoReport_v2 (JSON lists, and XML ``<services><service>``,
 ``<service_requests><request>``, ``<errors><error>``).
@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from geo_router.errors import InputError
-from geo_router.intake.reports import MAX_PAGE, Report, ReportFilters, ReportInput
+from geo_router.intake.reports.models import MAX_PAGE, Report, ReportFilters, ReportInput
+from geo_router.store.schema import STATUSES, LiveChannel, ReportStatus
 
 __all__ = [
+    "DEFAULT_CHANNEL",
     "DEFAULT_WINDOW",
     "MAX_REQUESTS",
     "OPEN311_STATUSES",
@@ -46,17 +48,13 @@ XML_MEDIA_TYPE = "text/xml; charset=utf-8"
 MAX_REQUESTS = 1000
 #: Window of a GET requests query without dates (the spec's default).
 DEFAULT_WINDOW = timedelta(days=90)
-#: Our status -> the spec's two statuses.
-OPEN311_STATUSES: dict[str, str] = {
-    "open": "open",
-    "acknowledged": "open",
-    "in_progress": "open",
-    "closed": "closed",
+#: Our status -> the spec's two statuses: every status but closed is open.
+OPEN311_STATUSES: dict[str, str] = {s: "closed" if s == "closed" else "open" for s in STATUSES}
+_OUR_STATUSES: dict[str, tuple[ReportStatus, ...]] = {
+    spec: tuple(s for s in STATUSES if OPEN311_STATUSES[s] == spec) for spec in ("open", "closed")
 }
-_OUR_STATUSES: dict[str, tuple[str, ...]] = {
-    "open": ("open", "acknowledged", "in_progress"),
-    "closed": ("closed",),
-}
+#: The channel of a POST from a key bound to no channel.
+DEFAULT_CHANNEL: LiveChannel = "web"
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 #: Element names of each XML list (root, item).
 _XML_NAMES: dict[str, tuple[str, str]] = {
@@ -300,7 +298,7 @@ def parse_query(params: Mapping[str, Any], *, now: datetime) -> Open311Query:
         start_at = (end_at or now) - DEFAULT_WINDOW
     if end_at is not None and end_at < start_at:
         raise InputError("end_date is before start_date", detail={"field": "end_date"})
-    statuses: tuple[str, ...] | None = None
+    statuses: tuple[ReportStatus, ...] | None = None
     status = _first(params, "status")
     if status is not None:
         wanted = [s.strip().lower() for s in status.split(",") if s.strip()]

@@ -1,8 +1,13 @@
-"""Tables of the store (SQLAlchemy Core) and the column types migrations share.
+"""Tables of the store (SQLAlchemy Core), every vocabulary they use, and shared column types.
 
-The migrations in ``migrations/versions`` create exactly these tables; a test compares the
-two. Later migrations (reports) import ``UTCDateTime``, ``JSONType`` and ``metadata`` from
-here.
+Each vocabulary (roles, channels, statuses, resolutions, location sources, verification
+states) is defined here once, as a ``Literal`` type for the type checker and pydantic and as
+the tuple of its values for CHECK constraints and messages; code elsewhere imports them from
+here. The migrations in ``migrations/versions`` create exactly these tables (a test compares
+the two) and keep their own literal copies: a revision stays what it was when it was written.
+Reports may also have a generated PostGIS ``reports.geom`` point column that is deliberately
+not declared here: it may be absent, and queries reach it through :data:`GEOM_COLUMN` only
+when it exists.
 """
 
 from __future__ import annotations
@@ -10,20 +15,60 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
+Role = Literal["intake", "planner", "analyst", "admin"]
 #: Key roles, least to most powerful.
-ROLES: tuple[str, ...] = ("intake", "planner", "analyst", "admin")
-#: Intake channels an intake key may be bound to.
-CHANNELS: tuple[str, ...] = ("call", "sms", "social", "web", "app")
-#: How a subscriber's location was obtained.
-LOCATION_SOURCES: tuple[str, ...] = ("given", "geocoded")
+ROLES: tuple[Role, ...] = get_args(Role)
+
+LiveChannel = Literal["call", "sms", "social", "web", "app"]
+#: Channels reports arrive on as they happen; an intake key may be bound to one of them.
+CHANNELS: tuple[LiveChannel, ...] = get_args(LiveChannel)
+ReportChannel = Literal[LiveChannel, "import"]
+#: Channels a stored report may carry: the live ones and "import" (history loaded in bulk).
+REPORT_CHANNELS: tuple[ReportChannel, ...] = get_args(ReportChannel)
+#: The channel of bulk-imported historic reports.
+IMPORT_CHANNEL: ReportChannel = "import"
+
+ReportStatus = Literal["open", "acknowledged", "in_progress", "closed"]
+#: A report's lifecycle, in order.
+STATUSES: tuple[ReportStatus, ...] = get_args(ReportStatus)
+Resolution = Literal["resolved", "duplicate", "false_report", "prank"]
+#: How a closed report ended.
+RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)
+#: Resolutions that count against the reporting number.
+FALSE_RESOLUTIONS: tuple[Resolution, ...] = ("false_report", "prank")
+
+SubscriberLocationSource = Literal["given", "geocoded"]
+#: How a subscriber's home location was obtained.
+SUBSCRIBER_LOCATION_SOURCES: tuple[SubscriberLocationSource, ...] = get_args(
+    SubscriberLocationSource
+)
+ReportLocationSource = Literal[SubscriberLocationSource, "registered_caller", "imported"]
+#: How a report's location was obtained.
+REPORT_LOCATION_SOURCES: tuple[ReportLocationSource, ...] = get_args(ReportLocationSource)
+
+VerificationStatus = Literal["unverified", "verified", "rejected"]
 #: Verification states of a subscriber.
-VERIFICATION_STATUSES: tuple[str, ...] = ("unverified", "verified", "rejected")
+VERIFICATION_STATUSES: tuple[VerificationStatus, ...] = get_args(VerificationStatus)
+
+#: Every flag a report may carry (screening, routing warnings, import checks).
+REPORT_FLAGS: tuple[str, ...] = (
+    "unregistered_caller",
+    "repeat_false_reports",
+    "possible_axis_swap",
+    "outside_coverage",
+    "rate_limited",
+    "unknown_category",
+    "invalid_coordinates",
+    "invalid_created_date",
+)
+#: Name of the optional PostGIS point column on ``reports``.
+GEOM_COLUMN = "geom"
 
 #: Deterministic constraint names, so migrations and metadata agree on every backend.
 NAMING_CONVENTION = {
@@ -82,6 +127,11 @@ def new_token_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_report_id() -> str:
+    """A random, non-sequential report id (``r_`` + 16 URL-safe characters)."""
+    return "r_" + secrets.token_urlsafe(12)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     """A CHECK expression ``column IN (...)``."""
     quoted = ", ".join(f"'{v}'" for v in values)
@@ -126,7 +176,7 @@ subscribers = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.CheckConstraint(
-        f"location_source IS NULL OR {_in('location_source', LOCATION_SOURCES)}",
+        f"location_source IS NULL OR {_in('location_source', SUBSCRIBER_LOCATION_SOURCES)}",
         name="location_source",
     ),
     sa.CheckConstraint(_in("verification_status", VERIFICATION_STATUSES), name="verification"),
@@ -144,4 +194,102 @@ store_city = sa.Table(
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+# --- report intake: reports, their zones, status history, idempotency keys
+#
+# api_key_id is a plain string, no foreign key: a report outlives the key that filed it.
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.String(40), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("category", sa.String(120), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("resolution", sa.String(16), nullable=True),
+    # Nullable only for imported rows whose coordinates were unusable (flagged).
+    sa.Column("lon", sa.Float, nullable=True),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("location_source", sa.String(24), nullable=False),
+    sa.Column("location_confidence", sa.Float, nullable=True),
+    sa.Column("reporter_phone_hash", sa.String(128), nullable=True),
+    sa.Column("reporter_phone_enc", sa.Text, nullable=True),
+    sa.Column("media_url", sa.Text, nullable=True),
+    sa.Column("decision", JSONType, nullable=False),
+    sa.Column("flags", JSONType, nullable=False),
+    sa.Column("api_key_id", sa.String(64), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("closed_at", UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint("id", name="pk_reports"),
+    sa.CheckConstraint(_in("channel", REPORT_CHANNELS), name="channel"),
+    sa.CheckConstraint(_in("status", STATUSES), name="status"),
+    sa.CheckConstraint(
+        f"resolution IS NULL OR {_in('resolution', RESOLUTIONS)}", name="resolution"
+    ),
+    sa.CheckConstraint(_in("location_source", REPORT_LOCATION_SOURCES), name="location_source"),
+    sa.Index("ix_reports_created_at", "created_at"),
+    sa.Index("ix_reports_channel_created_at", "channel", "created_at"),
+    sa.Index("ix_reports_category", "category"),
+    sa.Index("ix_reports_status", "status"),
+    sa.Index("ix_reports_phone_hash_created_at", "reporter_phone_hash", "created_at"),
+    sa.Index("ix_reports_lon_lat", "lon", "lat"),
+)
+
+report_zones = sa.Table(
+    "report_zones",
+    metadata,
+    sa.Column(
+        "report_id",
+        sa.String(40),
+        sa.ForeignKey("reports.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("layer", sa.String(64), nullable=False),
+    sa.Column("zone_id", sa.String(128), nullable=False),
+    sa.PrimaryKeyConstraint("report_id", "layer", name="pk_report_zones"),
+    sa.Index("ix_report_zones_layer_zone", "layer", "zone_id"),
+)
+
+report_updates = sa.Table(
+    "report_updates",
+    metadata,
+    sa.Column("id", sa.Integer, nullable=False, autoincrement=True),
+    sa.Column(
+        "report_id",
+        sa.String(40),
+        sa.ForeignKey("reports.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=True),
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("resolution", sa.String(16), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("id", name="pk_report_updates"),
+    sa.Index("ix_report_updates_report_id_at", "report_id", "at"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("id", sa.Integer, nullable=False, autoincrement=True),
+    sa.Column("key", sa.String(255), nullable=False),
+    # "" in open mode (no keys): NULLs would never collide in a UNIQUE constraint.
+    sa.Column("api_key_id", sa.String(64), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column(
+        "report_id",
+        sa.String(40),
+        sa.ForeignKey("reports.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("response", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_idempotency_keys"),
+    sa.UniqueConstraint("key", "api_key_id", name="uq_idempotency_keys_key_api_key"),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of expired keys
 )

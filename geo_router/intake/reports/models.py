@@ -1,0 +1,244 @@
+"""Report intake's inputs, filters, pages and the privacy view of a report.
+
+``ReportInput`` and ``ReportFilters`` validate what callers send (an ``InputError`` names
+every bad field); :func:`report_dict` is the one encoder of a report answer. The stored
+record types (``Report``, ``StatusChange``) come from the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from geo_router.errors import InputError, InvalidCoordinatesError
+from geo_router.store.reports_repo import PRIVATE_FIELDS, Report, ReportQuery, StatusChange
+from geo_router.store.schema import LiveChannel, ReportChannel, ReportStatus
+
+__all__ = [
+    "MAX_PAGE",
+    "PRIVATE_FIELDS",
+    "TRANSITIONS",
+    "Actor",
+    "Location",
+    "Page",
+    "Report",
+    "ReportFilters",
+    "ReportInput",
+    "ServiceActor",
+    "StatusChange",
+    "report_dict",
+]
+
+#: Largest page ``ReportService.list`` returns.
+MAX_PAGE = 500
+#: Allowed status changes; reopening (closed -> open) is for admins only.
+TRANSITIONS: frozenset[tuple[ReportStatus, ReportStatus]] = frozenset(
+    {
+        ("open", "acknowledged"),
+        ("open", "closed"),
+        ("acknowledged", "in_progress"),
+        ("acknowledged", "closed"),
+        ("in_progress", "closed"),
+        ("closed", "open"),
+    }
+)
+
+
+class Actor(Protocol):
+    """Who acts: an API key record, the open-mode principal or a :class:`ServiceActor`."""
+
+    @property
+    def id(self) -> str:
+        """The key's id (idempotency keys and records are scoped to it)."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The key's name (for the history)."""
+        ...
+
+    @property
+    def role(self) -> str:
+        """One of ``schema.ROLES``."""
+        ...
+
+    @property
+    def channel(self) -> str | None:
+        """The channel an intake key is bound to, if any."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceActor:
+    """An actor for code paths without an API key (CLI, imports, tests)."""
+
+    id: str = "system"
+    name: str = "system"
+    role: str = "admin"
+    channel: str | None = None
+
+
+def input_error(what: str, exc: ValidationError) -> InputError:
+    """A pydantic error as an InputError (InvalidCoordinatesError for location fields)."""
+    errors = [
+        {"field": ".".join(str(p) for p in err["loc"]) or what, "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    text = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    cls = InvalidCoordinatesError if errors[0]["field"].startswith("location") else InputError
+    return cls(f"invalid {what}: {text}", detail={"errors": errors})
+
+
+class Location(BaseModel):
+    """A point in GeoJSON order, EPSG:4326 (ranges are checked by the router, which also
+    recognises swapped axes)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    lon: float
+    lat: float
+
+
+class ReportInput(BaseModel):
+    """What an intake channel sends to create a report.
+
+    The location comes from ``location`` (source "given"), else ``address`` through the
+    geocoder ("geocoded"), else the registered home of ``reporter_phone``
+    ("registered_caller"): see :mod:`geo_router.intake.locate`. ``channel`` defaults to the
+    API key's channel.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    channel: LiveChannel | None = None
+    category: str = Field(min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=5000)
+    location: Location | None = None
+    address: str | None = Field(None, min_length=1, max_length=500)
+    reporter_phone: str | None = Field(None, min_length=1, max_length=40)
+    media_url: str | None = Field(None, max_length=2000)
+
+    @field_validator("media_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("media_url must be an http(s) URL")
+        return value
+
+    @classmethod
+    def parse(cls, data: Mapping[str, object]) -> ReportInput:
+        """Validate a plain mapping; ``InputError`` naming every bad field."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise input_error("report", exc) from None
+
+
+class ReportFilters(BaseModel):
+    """Filters of ``ReportService.list``; ``zone`` is ``layer:zone_id``.
+
+    ``statuses`` and ``ids`` match any of several values (Open311 queries). ``bbox`` is
+    ``minlon,minlat,maxlon,maxlat`` (text or a 4-sequence); naive datetimes are UTC.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zone: tuple[str, str] | None = None
+    category: str | None = None
+    status: ReportStatus | None = None
+    statuses: tuple[ReportStatus, ...] | None = None
+    ids: tuple[str, ...] | None = Field(None, max_length=MAX_PAGE)
+    channel: ReportChannel | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+    offset: int = Field(0, ge=0, le=2**31 - 1)
+
+    @field_validator("zone", mode="before")
+    @classmethod
+    def _split_zone(cls, value: object) -> object:
+        if isinstance(value, str):
+            layer, sep, zone_id = value.partition(":")
+            if not sep or not layer or not zone_id:
+                raise ValueError(
+                    f"zone must be 'layer:zone_id', e.g. kelurahan:3273010001; got {value!r}"
+                )
+            return (layer, zone_id)
+        return value
+
+    @field_validator("bbox", mode="before")
+    @classmethod
+    def _split_bbox(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.split(",")
+            if len(parts) != 4:
+                raise ValueError("bbox must be minlon,minlat,maxlon,maxlat")
+            return tuple(p.strip() for p in parts)
+        return value
+
+    @field_validator("bbox")
+    @classmethod
+    def _check_bbox(
+        cls, value: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if value is None:
+            return None
+        minlon, minlat, maxlon, maxlat = value
+        if not all(math.isfinite(v) for v in value):
+            raise ValueError("bbox values must be finite numbers")
+        if not (-180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90):
+            raise ValueError(
+                "bbox must be minlon,minlat,maxlon,maxlat with min <= max, lon in "
+                "[-180, 180] and lat in [-90, 90]"
+            )
+        return value
+
+    @field_validator("created_from", "created_to")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @classmethod
+    def parse(cls, **values: object) -> ReportFilters:
+        """Build filters from loose values (query strings); ``InputError`` naming the field."""
+        try:
+            return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            raise input_error("filters", exc) from None
+
+    def query(self) -> ReportQuery:
+        """The repository's query for these filters (``status`` narrows ``statuses``)."""
+        values = {f.name: getattr(self, f.name) for f in fields(ReportQuery)}
+        if self.status is not None:
+            wanted = self.statuses or (self.status,)
+            values["statuses"] = tuple(s for s in wanted if s == self.status)
+        return ReportQuery(**values)
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of reports, newest first, with the total matching count."""
+
+    items: list[Report]
+    total: int
+    limit: int
+    offset: int
+
+
+def report_dict(report: Report, reporter_phone: str | None = None) -> dict[str, Any]:
+    """A report as answered: every stored field but the phone's hash and ciphertext.
+
+    ``reporter_phone`` (the number, or its masked form) is added when the caller may see it.
+    """
+    data = report.to_dict(include_private=False)
+    if reporter_phone is not None:
+        data["reporter_phone"] = reporter_phone
+    return data
