@@ -16,12 +16,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
+from geo_router.city.profile import AddressPointsSpec, CityProfile
 from geo_router.errors import ConfigurationError, ProfileError
 
 __all__ = ["GeocodeCandidate", "GeocodeResult", "Geocoder", "normalize_text"]
@@ -163,6 +163,60 @@ def _numeric_part(key: str | None) -> int:
     return int(match.group()) if match else -1
 
 
+def _optional_column(
+    frame: pd.DataFrame, column: str, n: int, *, as_number: bool = False
+) -> np.ndarray:
+    """An optional text column as an object array (None where missing)."""
+    if column not in frame.columns:
+        return np.full(n, None, dtype=object)
+    values = frame[column].astype(object).where(frame[column].notna(), None)
+    if as_number:
+        return np.array([normalize_number(v) for v in values], dtype=object)
+    texts = [str(v).strip() or None if v is not None else None for v in values]
+    return np.array(texts, dtype=object)
+
+
+def _take_rt_rw(text: str, parsed: _ParsedQuery) -> str:
+    """Read and cut out RT/RW; they become separators."""
+    pair = _RT_RW_PAIR.search(text)
+    if pair:
+        parsed.rt, parsed.rw = normalize_number(pair.group(1)), normalize_number(pair.group(2))
+        text = text[: pair.start()] + " , " + text[pair.end() :]
+    for pattern, attr in ((_RT, "rt"), (_RW, "rw")):
+        found = pattern.search(text)
+        if found:
+            setattr(parsed, attr, normalize_number(found.group(1) or found.group(2)))
+            text = text[: found.start()] + " , " + text[found.end() :]
+    return text
+
+
+def _take_street(words: list[str], parsed: _ParsedQuery) -> list[str]:
+    """Street words up to the house number; returns the words after it."""
+    if words and words[0] in _STREET_TYPES:
+        parsed.street_type = _STREET_TYPES[words[0]]
+        words = words[1:]
+    # "12 Jalan Merdeka": a leading number is the house number.
+    if len(words) > 1 and _HOUSE_NUMBER.fullmatch(words[0]) and parsed.number is None:
+        parsed.number = normalize_number(words[0])
+        words = words[1:]
+        if words and words[0] in _STREET_TYPES:
+            parsed.street_type = _STREET_TYPES[words[0]]
+            words = words[1:]
+    for i, word in enumerate(words):
+        if _HOUSE_NUMBER.fullmatch(word) and i > 0:
+            parsed.street = " ".join(words[:i])
+            if parsed.number is None:
+                parsed.number = normalize_number(word + _letter_after(words, i + 1))
+            return words[i + 1 + bool(_letter_after(words, i + 1)) :]
+    street_words = [w for w in words if not w.isdigit()]
+    if parsed.street_type is not None or parsed.number is not None:
+        parsed.street = " ".join(street_words)
+        return []
+    # No street type and no number: the words may be a street or an area name.
+    parsed.street = " ".join(street_words)
+    return words
+
+
 class Geocoder:
     """Fuzzy address matching against a table of address points (built once, queried often)."""
 
@@ -178,27 +232,16 @@ class Geocoder:
         self._street = frame["street"].astype(str).to_numpy()
         self._number = frame["number"].map(normalize_number).to_numpy()
         self._number_text = frame["number"].astype(str).str.strip().to_numpy()
-        self._kel = self._optional(frame, "kelurahan", n)
-        self._kec = self._optional(frame, "kecamatan", n)
-        self._rt = self._optional(frame, "rt", n, as_number=True)
-        self._rw = self._optional(frame, "rw", n, as_number=True)
+        self._kel = _optional_column(frame, "kelurahan", n)
+        self._kec = _optional_column(frame, "kecamatan", n)
+        self._rt = _optional_column(frame, "rt", n, as_number=True)
+        self._rw = _optional_column(frame, "rw", n, as_number=True)
         self._kel_norm = np.array([_name_key(v) if v else "" for v in self._kel], dtype=object)
         self._kec_norm = np.array([_name_key(v) if v else "" for v in self._kec], dtype=object)
         self._build_street_index()
         self._build_area_index()
 
     # ------------------------------------------------------------------ construction
-
-    @staticmethod
-    def _optional(frame: pd.DataFrame, column: str, n: int, *, as_number: bool = False) -> Any:
-        """An optional text column as an object array (None where missing)."""
-        if column not in frame.columns:
-            return np.full(n, None, dtype=object)
-        values = frame[column].astype(object).where(frame[column].notna(), None)
-        if as_number:
-            return np.array([normalize_number(v) for v in values], dtype=object)
-        texts = [str(v).strip() or None if v is not None else None for v in values]
-        return np.array(texts, dtype=object)
 
     def _build_street_index(self) -> None:
         """Street keys (normalised names) -> rows sorted by house number."""
@@ -270,7 +313,7 @@ class Geocoder:
         return cls(frame.assign(lon=lon, lat=lat))
 
     @classmethod
-    def from_profile(cls, profile: Any) -> Geocoder:
+    def from_profile(cls, profile: CityProfile) -> Geocoder:
         """Build from a city profile's ``address_points`` (a CSV, or any file GDAL reads).
 
         Raises
@@ -280,11 +323,10 @@ class Geocoder:
         ProfileError
             The file cannot be read or lacks a configured field (file and key named).
         """
-        spec = getattr(profile, "address_points", None)
+        spec = profile.address_points
         if spec is None:
             raise ConfigurationError(
-                f"city profile {getattr(profile, 'name', '?')!r} has no [address_points]; "
-                "the geocoder needs them",
+                f"city profile {profile.name!r} has no [address_points]; the geocoder needs them",
                 detail={"key": "address_points"},
             )
         frame = _read_points(spec)
@@ -351,7 +393,7 @@ class Geocoder:
     def _parse(self, normalized: str) -> _ParsedQuery:
         """Split normalised text into street, number, RT/RW and area names."""
         parsed = _ParsedQuery()
-        normalized = self._take_rt_rw(normalized, parsed).replace("/", " ")
+        normalized = _take_rt_rw(normalized, parsed).replace("/", " ")
         free: list[str] = []
         for segment in normalized.split(","):
             words = segment.split()
@@ -361,7 +403,7 @@ class Geocoder:
             if parsed.street:
                 free.extend(words)
                 continue
-            rest = self._take_street(words, parsed)
+            rest = _take_street(words, parsed)
             free.extend(rest)
         self._take_area_words(free, parsed)
         # "Sukajadi" alone may be the street or the kecamatan: keep both readings, and do not
@@ -371,20 +413,6 @@ class Geocoder:
             parsed.kecamatan,
         )
         return parsed
-
-    @staticmethod
-    def _take_rt_rw(text: str, parsed: _ParsedQuery) -> str:
-        """Read and cut out RT/RW; they become separators."""
-        pair = _RT_RW_PAIR.search(text)
-        if pair:
-            parsed.rt, parsed.rw = normalize_number(pair.group(1)), normalize_number(pair.group(2))
-            text = text[: pair.start()] + " , " + text[pair.end() :]
-        for pattern, attr in ((_RT, "rt"), (_RW, "rw")):
-            found = pattern.search(text)
-            if found:
-                setattr(parsed, attr, normalize_number(found.group(1) or found.group(2)))
-                text = text[: found.start()] + " , " + text[found.end() :]
-        return text
 
     def _take_marked_parts(self, words: list[str], parsed: _ParsedQuery) -> list[str]:
         """Consume ``no N``, ``kel X``, ``kec Y``, ``kota Z``; return the unmarked words."""
@@ -411,33 +439,6 @@ class Geocoder:
             out.append(words[i])
             i += 1
         return out
-
-    @staticmethod
-    def _take_street(words: list[str], parsed: _ParsedQuery) -> list[str]:
-        """Street words up to the house number; returns the words after it."""
-        if words and words[0] in _STREET_TYPES:
-            parsed.street_type = _STREET_TYPES[words[0]]
-            words = words[1:]
-        # "12 Jalan Merdeka": a leading number is the house number.
-        if len(words) > 1 and _HOUSE_NUMBER.fullmatch(words[0]) and parsed.number is None:
-            parsed.number = normalize_number(words[0])
-            words = words[1:]
-            if words and words[0] in _STREET_TYPES:
-                parsed.street_type = _STREET_TYPES[words[0]]
-                words = words[1:]
-        for i, word in enumerate(words):
-            if _HOUSE_NUMBER.fullmatch(word) and i > 0:
-                parsed.street = " ".join(words[:i])
-                if parsed.number is None:
-                    parsed.number = normalize_number(word + _letter_after(words, i + 1))
-                return words[i + 1 + bool(_letter_after(words, i + 1)) :]
-        street_words = [w for w in words if not w.isdigit()]
-        if parsed.street_type is not None or parsed.number is not None:
-            parsed.street = " ".join(street_words)
-            return []
-        # No street type and no number: the words may be a street or an area name.
-        parsed.street = " ".join(street_words)
-        return words
 
     def _take_area_words(self, free: list[str], parsed: _ParsedQuery) -> None:
         """Find kelurahan / kecamatan names among free words (exact n-grams, then fuzzy)."""
@@ -652,7 +653,7 @@ def _ambiguous(candidates: list[GeocodeCandidate]) -> bool:
     )
 
 
-def _read_points(spec: Any) -> pd.DataFrame:
+def _read_points(spec: AddressPointsSpec) -> pd.DataFrame:
     """The address-points file as text columns (CSV), or with lon/lat from point geometry."""
     path = Path(spec.path)
     try:
