@@ -29,7 +29,6 @@ from geo_router.city.models import (
     CategoryRoute,
     LayerLookup,
     NearestLookup,
-    Responder,
     RouteResult,
     Warning,
     ZoneMatch,
@@ -39,8 +38,6 @@ from geo_router.city.models import (
 from geo_router.city.profile import load_profile
 from geo_router.city.snapshot import (
     CitySnapshot,
-    FacilityTable,
-    LayerTable,
     PointHits,
     build_snapshot,
 )
@@ -116,35 +113,6 @@ def _nearest_many(
 #: Bulk routing of at least this many points ranks facilities on a helper thread meanwhile.
 PARALLEL_MIN_POINTS = 2048
 _CPUS = CPUS  # a module global, so tests can pretend to have two cores
-
-
-def _zone_match(
-    name: str,
-    table: LayerTable,
-    status: int,
-    primary: int,
-    cand_zone: list[int],
-    cand_dist: list[float],
-) -> ZoneMatch:
-    """One layer's answer from plain ints/lists."""
-    ids, names = table.ids, table.names
-    candidates = [Candidate(ids[z], names[z], d) for z, d in zip(cand_zone, cand_dist, strict=True)]
-    if primary < 0:
-        return ZoneMatch(name, table.version, STATUS_CODES[status], None, None, candidates)
-    return ZoneMatch(
-        name, table.version, STATUS_CODES[status], ids[primary], names[primary], candidates
-    )
-
-
-def _responders(
-    kind: str, table: FacilityTable, index: list[int], dist: list[float], bearing: list[float]
-) -> list[Responder]:
-    """Ranked responders of one type from one row of a NearestLookup (as lists)."""
-    return [
-        Responder(kind, table.ids[j], table.names[j], d, b, table.lon[j], table.lat[j])
-        for j, d, b in zip(index, dist, bearing, strict=True)
-        if j >= 0
-    ]
 
 
 def _scatter_layer(sub: LayerLookup, rows: np.ndarray, n: int) -> LayerLookup:
@@ -379,12 +347,13 @@ class Router:
         swap = bulk.axis_swap[picked].tolist() if len(picked) else []
         out: list[RouteResult] = []
         for pos, r in enumerate(picked):
-            zones = {
-                name: _zone_match(name, snap._layer_tables[name], *lr[pos])
-                for name, lr in layer_rows.items()
-            }
+            zones = {name: snap.zone_match(name, *lr[pos]) for name, lr in layer_rows.items()}
             responders = {
-                kind: _responders(kind, snap._facility_tables[kind], *nr[pos])
+                kind: [
+                    snap.responder(kind, j, d, b)
+                    for j, d, b in zip(*nr[pos], strict=True)
+                    if j >= 0
+                ]
                 for kind, nr in near_rows.items()
             }
             warnings = []
@@ -398,17 +367,15 @@ class Router:
     @staticmethod
     def _layer_rows(
         lk: LayerLookup, picked: list[int]
-    ) -> list[tuple[int, int, list[int], list[float]]]:
-        """(status, primary, candidate rows, candidate metres) per picked row."""
+    ) -> list[tuple[int, int, list[tuple[int, float]]]]:
+        """(primary, status, [(candidate row, metres)]) per picked row."""
         status = lk.status[picked].tolist()
         primary = lk.primary[picked].tolist()
         ptr = lk.cand_ptr.tolist()
         zone = lk.cand_zone.tolist()
         dist = lk.cand_dist_m.tolist()
-        return [
-            (status[p], primary[p], zone[ptr[r] : ptr[r + 1]], dist[ptr[r] : ptr[r + 1]])
-            for p, r in enumerate(picked)
-        ]
+        pairs = list(zip(zone, dist, strict=True))
+        return [(primary[p], status[p], pairs[ptr[r] : ptr[r + 1]]) for p, r in enumerate(picked)]
 
     @staticmethod
     def _near_rows(
@@ -527,25 +494,11 @@ def _route_point(
 def _route_result(hits: PointHits) -> RouteResult:
     """A :class:`PointHits` as the RouteResult dataclasses."""
     snap = hits.snapshot
-    zones: dict[str, ZoneMatch] = {}
-    # hits.zones follows the snapshot's layer order (see _route_point)
-    for layer, (name, primary, status, cands) in zip(snap._point_layers, hits.zones, strict=True):
-        ids, names, inside = layer.ids, layer.names, layer.inside
-        zones[name] = ZoneMatch(
-            name,
-            layer.version,
-            STATUS_CODES[status],
-            ids[primary] if primary >= 0 else None,
-            names[primary] if primary >= 0 else None,
-            [inside[z] if d == 0.0 else Candidate(ids[z], names[z], d) for z, d in cands],
-        )
-    responders: dict[str, list[Responder]] = {}
-    for kind, ranked in hits.responders:
-        fac = snap._point_facilities[kind]
-        ids, names, lons, lats = fac.ids, fac.names, fac.lon, fac.lat
-        responders[kind] = [
-            Responder(kind, ids[j], names[j], d, b, lons[j], lats[j]) for j, d, b in ranked
-        ]
+    zones = {name: snap.zone_match(name, p, s, cands) for name, p, s, cands in hits.zones}
+    responders = {
+        kind: [snap.responder(kind, j, d, b) for j, d, b in ranked]
+        for kind, ranked in hits.responders
+    }
     return RouteResult(hits.lon, hits.lat, zones, responders, hits.category, hits.warnings)
 
 

@@ -7,6 +7,7 @@ tables that the encoders read; :func:`build_snapshot` builds it from a profile.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -17,9 +18,12 @@ import shapely
 from geo_router.city.facilities import FacilitySet, load_facilities
 from geo_router.city.layers import ZoneLayer, load_layer
 from geo_router.city.models import (
+    STATUS_CODES,
     Candidate,
     CategoryRoute,
+    Responder,
     Warning,
+    ZoneMatch,
 )
 from geo_router.city.nearest import StaticNearestIndex
 from geo_router.city.profile import CityProfile
@@ -56,7 +60,6 @@ class _PointLayer:
     version: str
     ids: list[str]
     names: list[str | None]
-    inside: list[Candidate]  #: per zone, the candidate "this zone, 0 m" (immutable, shared)
     index: ZoneIndex
     lookup_one: Any  #: ``index.lookup_one`` when the index has it, else None (array lookup)
 
@@ -175,6 +178,30 @@ class CitySnapshot:
         """``(ids, names, lons, lats)`` of a facility type by row, as answers show them."""
         return _fields(self._facility_tables[kind])
 
+    def zone_match(
+        self, layer: str, primary: int, status: int, cands: Iterable[tuple[int, float]]
+    ) -> ZoneMatch:
+        """One layer's answer from row numbers: the primary zone's row (-1 for none), the
+        status index into ``STATUS_CODES`` and ``(zone row, metres)`` candidates."""
+        table = self._layer_tables[layer]
+        ids, names = table.ids, table.names
+        return ZoneMatch(
+            layer,
+            table.version,
+            STATUS_CODES[status],
+            ids[primary] if primary >= 0 else None,
+            names[primary] if primary >= 0 else None,
+            # a covering zone is 0.0 m away, never -0.0
+            [Candidate(ids[z], names[z], d if d else 0.0) for z, d in cands],
+        )
+
+    def responder(self, kind: str, row: int, metres: float, bearing: float) -> Responder:
+        """One ranked facility of type ``kind`` from its row number."""
+        table = self._facility_tables[kind]
+        return Responder(
+            kind, table.ids[row], table.names[row], metres, bearing, table.lon[row], table.lat[row]
+        )
+
     def parent_of(self, layer: str, zone_id: str) -> str | None:
         """The parent zone id of ``zone_id`` in a child layer (None when not nested)."""
         return self.parents.get(layer, {}).get(zone_id)
@@ -201,11 +228,10 @@ def _facility_table(fs: FacilitySet) -> FacilityTable:
 
 
 def _point_layer(name: str, table: LayerTable, index: ZoneIndex) -> _PointLayer:
-    inside = [Candidate(zid, zname, 0.0) for zid, zname in zip(table.ids, table.names, strict=True)]
     # The scalar fast path ``lookup_one(lon, lat) -> (primary, status, [(zone, metres)])`` is
     # used when the zone index offers it; otherwise _lookup_array gives the same answer.
     one = getattr(index, "lookup_one", None)
-    return _PointLayer(name, table.version, table.ids, table.names, inside, index, one)
+    return _PointLayer(name, table.version, table.ids, table.names, index, one)
 
 
 def _fields(table: FacilityTable) -> tuple[list[str], list[str | None], list[float], list[float]]:
