@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from api.serialize import encode_batch_rows
+from geo_router.encoding.batch import encode_batch_answer, encode_batch_rows
 from geo_router.settings import Settings
 
 
@@ -270,7 +270,7 @@ def test_batch_of_10000_points_throughput(app_client: TestClient, demo_router: A
 def test_parse_query_equals_starlette(pairs: list[tuple[str, str]]) -> None:
     from starlette.datastructures import QueryParams
 
-    from api.routers.route import parse_query
+    from api.route_input import parse_query
 
     raw = "&".join(f"{name}={value}" for name, value in pairs).encode()
     assert parse_query(raw) == dict(QueryParams(raw))
@@ -301,7 +301,6 @@ def test_batch_encoded_while_routing_equals_encoded_after(
 ) -> None:
     """Zones encoded while the helper thread ranks facilities: the serial answer's bytes."""
     import geo_router.city.router as router_module
-    from api.routers.route import _batch_answer
 
     b = demo_router.snapshot.coverage_bounds
     rng = np.random.default_rng(11)
@@ -312,9 +311,13 @@ def test_batch_encoded_while_routing_equals_encoded_after(
     errors: list[str | None] = [None] * n
     monkeypatch.setattr(router_module, "_CPUS", 2)
     monkeypatch.setattr(router_module, "PARALLEL_MIN_POINTS", 1)
-    threaded = _batch_answer(demo_router, lon, lat, errors, category, 2, "rid")
+    threaded = encode_batch_answer(
+        demo_router, lon, lat, k=2, category=category, row_errors=errors, request_id="rid"
+    )
     monkeypatch.setattr(router_module, "PARALLEL_MIN_POINTS", 10**9)
-    serial = _batch_answer(demo_router, lon, lat, errors, category, 2, "rid")
+    serial = encode_batch_answer(
+        demo_router, lon, lat, k=2, category=category, row_errors=errors, request_id="rid"
+    )
     assert threaded == serial
     bulk = demo_router.route_many(lon, lat, k=2)
     kinds = demo_router.category(category).responders if category else list(bulk.nearest)

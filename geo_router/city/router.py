@@ -29,6 +29,7 @@ from geo_router.city.models import (
     CategoryRoute,
     LayerLookup,
     NearestLookup,
+    Responder,
     RouteResult,
     Warning,
     ZoneMatch,
@@ -345,12 +346,14 @@ class Router:
         layer_rows = {name: self._layer_rows(lk, picked) for name, lk in bulk.layers.items()}
         near_rows = {kind: self._near_rows(bulk.nearest[kind], picked, k) for kind in kinds}
         swap = bulk.axis_swap[picked].tolist() if len(picked) else []
+        tables = {name: snap.layer_table(name) for name in layer_rows}
+        facilities = {kind: snap.facility_table(kind) for kind in near_rows}
         out: list[RouteResult] = []
         for pos, r in enumerate(picked):
-            zones = {name: snap.zone_match(name, *lr[pos]) for name, lr in layer_rows.items()}
+            zones = {name: tables[name].match(*lr[pos]) for name, lr in layer_rows.items()}
             responders = {
                 kind: [
-                    snap.responder(kind, j, d, b)
+                    facilities[kind].responder(j, d, b)
                     for j, d, b in zip(*nr[pos], strict=True)
                     if j >= 0
                 ]
@@ -453,7 +456,9 @@ def _responder_types(snap: CitySnapshot, requested: list[str] | None) -> list[st
     return list(dict.fromkeys(requested))
 
 
-def _lookup_array(index: ZoneIndex, lon: float, lat: float) -> tuple[int, int, list]:
+def _lookup_array(
+    index: ZoneIndex, lon: float, lat: float
+) -> tuple[int, int, list[tuple[int, float]]]:
     """``ZoneIndex.lookup_one``'s answer through the array lookup (indexes without it)."""
     lk = index.lookup(np.array((lon,)), np.array((lat,)))
     cands = list(zip(lk.cand_zone.tolist(), lk.cand_dist_m.tolist(), strict=True))
@@ -494,11 +499,11 @@ def _route_point(
 def _route_result(hits: PointHits) -> RouteResult:
     """A :class:`PointHits` as the RouteResult dataclasses."""
     snap = hits.snapshot
-    zones = {name: snap.zone_match(name, p, s, cands) for name, p, s, cands in hits.zones}
-    responders = {
-        kind: [snap.responder(kind, j, d, b) for j, d, b in ranked]
-        for kind, ranked in hits.responders
-    }
+    zones = {name: snap.layer_table(name).match(p, s, c) for name, p, s, c in hits.zones}
+    responders: dict[str, list[Responder]] = {}
+    for kind, ranked in hits.responders:
+        table = snap.facility_table(kind)
+        responders[kind] = [table.responder(j, d, b) for j, d, b in ranked]
     return RouteResult(hits.lon, hits.lat, zones, responders, hits.category, hits.warnings)
 
 
