@@ -12,9 +12,11 @@ that ``api.errors`` renders as problem+json.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import unquote_plus
 
 import numpy as np
@@ -49,6 +51,8 @@ MAX_RADIUS_M = 50_000.0
 
 #: How requests name the axes (messages and problem fields use these names).
 AXES = ("lon", "lat")
+
+_T = TypeVar("_T")
 
 #: The Python types a JSON number parses to (``bool``, a subclass of int, deliberately not).
 _NUMBER_TYPES = frozenset({float, int})
@@ -126,20 +130,28 @@ def parse_query(raw: bytes) -> dict[str, str]:
     return out
 
 
+def _parse(kind: Callable[[str], _T], text: str | None) -> _T | None:
+    """``kind(text)``, or None when the text is absent or does not parse."""
+    if text is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return kind(text)
+    return None
+
+
 def _query_float(params: dict[str, str], name: str) -> float:
     """A required float query parameter; 422 naming it when missing or not a number."""
     text = params.get(name)
-    if text is None:
+    value = _parse(float, text)
+    if value is None:
+        missing = text is None
         raise InputError(
-            f"query parameter {name} is required", detail={"field": name, "reason": "missing"}
+            f"query parameter {name} is required"
+            if missing
+            else f"query parameter {name} must be a number, got {text!r}",
+            detail={"field": name, "reason": "missing" if missing else "not a number"},
         )
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(
-            f"query parameter {name} must be a number, got {text!r}",
-            detail={"field": name, "reason": "not a number"},
-        ) from None
+    return value
 
 
 def _query_k(params: dict[str, str], default: int) -> int:
@@ -147,10 +159,7 @@ def _query_k(params: dict[str, str], default: int) -> int:
     text = params.get("k")
     if not text:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
+    value = _parse(int, text)
     if value is None:
         raise InputError(
             f"k must be an integer from 1 to {MAX_K}, got {text!r}",
