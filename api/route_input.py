@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from api.errors import MalformedJSONError
 from geo_router.city.coords import parse_bbox, require_lonlat, to_lonlat
+from geo_router.city.router import circle
 from geo_router.errors import BatchTooLargeError, InputError, InvalidGeometryError
 
 __all__ = [
@@ -252,8 +253,6 @@ def _lonlat(data: dict[str, Any]) -> Location:
             f"radius_m must be in (0, {MAX_RADIUS_M:g}] metres, got {radius:g}",
             detail={"field": "radius_m", "reason": "out of range"},
         )
-    from geo_router.city.router import circle
-
     return circle(*point, radius)
 
 
