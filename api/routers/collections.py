@@ -7,7 +7,7 @@ served as ``application/geo+json`` with id = zone / facility id.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -103,8 +103,8 @@ class _Source:
     properties: Any
     bbox: list[float]
     geometries: np.ndarray | None = None  # zone layers
-    lon: np.ndarray | None = None  # facility sets
-    lat: np.ndarray | None = None
+    lon: np.ndarray = field(default_factory=lambda: np.empty(0))  # facility sets
+    lat: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 # --- data access --------------------------------------------------------------------------
@@ -197,6 +197,7 @@ def _property_records(props: Any, rows: np.ndarray) -> list[dict[str, Any]]:
 
 def _features(src: _Source, rows: np.ndarray) -> list[dict[str, Any]]:
     """GeoJSON features for ``rows``; geometries encoded by GEOS in one call."""
+    geometry: list[Any]
     if src.geometries is not None:
         geoms = shapely.to_geojson(src.geometries[rows]) if rows.size else []
         geometry = [orjson.Fragment(g) if g is not None else None for g in geoms]

@@ -59,8 +59,9 @@ class LeanRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Any, **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        dependant = self.dependant
-        if dependant.dependencies or dependant.query_params or dependant.body_params:
+        d = self.dependant
+        params = (d.path_params, d.query_params, d.header_params, d.cookie_params, d.body_params)
+        if d.dependencies or any(params):
             raise TypeError(f"{self.name}: a LeanRoute endpoint takes only the Request")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
