@@ -16,13 +16,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 import geo_router
 from api import schemas
 from api.auth import Authenticator
 from api.errors import install_error_handlers
-from api.fastpath import RoutePointFastPath
 from api.middleware import (
     BodyLimitMiddleware,
     CatchAllMiddleware,
@@ -46,7 +44,7 @@ from api.routers import (
 from api.serialize import ORJSONResponse
 from geo_router.settings import Settings
 
-__all__ = ["OPENAPI_TAGS", "GeoRouterAPI", "create_app", "load_city", "open_secrets", "open_store"]
+__all__ = ["OPENAPI_TAGS", "create_app", "load_city", "open_secrets", "open_store"]
 
 log = logging.getLogger("geo_router.api")
 
@@ -63,24 +61,6 @@ OPENAPI_TAGS = [
     {"name": "service", "description": "Service information, health and metrics."},
     {"name": "map", "description": "The call-taker map page."},
 ]
-
-
-class GeoRouterAPI(FastAPI):
-    """FastAPI with the GET /v1/route fast path in front of its whole middleware stack.
-
-    Starlette wraps user middleware inside its own error, telemetry and body-limit layers;
-    the fast path answers before all of them (about a fifth of the per-request CPU time of
-    the intake hot path, measured with ``benchmarks/bench_api_load.py``) and hands
-    everything else to the full stack.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.fast_path = RoutePointFastPath(super().__call__, self.state)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection: the fast path first, then FastAPI."""
-        await self.fast_path(scope, receive, send)
 
 
 def load_city(settings: Settings) -> tuple[Any, Any]:
@@ -252,7 +232,7 @@ def create_app(
         (tests inject slow or fake ones).
     """
     settings = settings or Settings()
-    app = GeoRouterAPI(
+    app = FastAPI(
         title="geo_router",
         version=geo_router.__version__,
         description=(
@@ -287,14 +267,14 @@ def create_app(
     state.metrics = Metrics(settings.metrics_dir)
 
     install_error_handlers(app)
-    # Added last = outermost: the request id exists before anything can answer. The GET
-    # /v1/route fast path sits in front of the whole stack (GeoRouterAPI.__call__).
+    # Added last = outermost: the request id exists before anything can answer.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
-    for module in (route, collections, info, health, metrics):
+    route.include_routes(app)  # GET /v1/route first among the app's routes: the hot path
+    for module in (collections, info, health, metrics):
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
     for module in (subscribers, callers, reports, open311, mapview):
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)

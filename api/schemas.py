@@ -1,18 +1,30 @@
 """Pydantic schemas of the core API, for the OpenAPI document only.
 
-Handlers serialize the engine's dataclasses with orjson and parse hot request bodies
-themselves; these models describe those shapes (``responses={200: {"model": ...}}``) and
-the request bodies (``openapi_extra``) without validating every response.
+Answers are encoded by the library (:mod:`geo_router.encoding`) and request bodies parsed
+by :mod:`api.route_input`; these models describe those shapes (``responses={200: {"model":
+...}}``, ``openapi_extra``) without validating every response. The routing answer's schema
+is generated from the result dataclasses of :mod:`geo_router.city.models`; the compact
+batch rows are described by hand. A test holds both to their encoders.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import dataclasses
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import models_json_schema
 
-__all__ = ["PROBLEM_RESPONSES", "body_schema_ref", "extra_component_schemas"]
+from geo_router.city.models import CategoryRoute, RouteResult, Warning, ZoneShare, ZoneStatus
+
+__all__ = [
+    "PROBLEM_RESPONSES",
+    "BatchResponse",
+    "CategoryOut",
+    "RouteResponse",
+    "body_schema_ref",
+    "extra_component_schemas",
+]
 
 
 class FieldError(BaseModel):
@@ -44,109 +56,66 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-# --- routing answers ---------------------------------------------------------------------
+# --- routing answers: generated from the library's result dataclasses ---------------------
 
 
-class CandidateOut(BaseModel):
-    """A zone covering the point or within the boundary tolerance of it."""
+def _answer_model(
+    name: str, result: type[Any], doc: str, example: dict[str, Any], **extra: Any
+) -> type[BaseModel]:
+    """A documentation model with the fields of a result dataclass (plus ``extra``).
 
-    zone_id: str
-    name: str | None
-    distance_m: float | None
-
-
-class ZoneMatchOut(BaseModel):
-    """The answer for one layer."""
-
-    layer: str
-    version: str
-    status: Literal["inside", "near_boundary", "outside_coverage", "invalid_coordinates"]
-    zone_id: str | None
-    name: str | None
-    candidates: list[CandidateOut]
+    The nested dataclasses (``ZoneMatch``, ``Responder``, ...) become components of their
+    own, so a field added to a model is documented without an edit here; a test holds the
+    encoder (:mod:`geo_router.encoding.json`) to this schema.
+    """
+    hints = get_type_hints(result)
+    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(result)}
+    config = ConfigDict(json_schema_extra={"examples": [example]})
+    return create_model(name, __doc__=doc, __config__=config, **fields, **extra)
 
 
-class ResponderOut(BaseModel):
-    """One facility ranked by geodesic distance."""
+#: A category as answers and the service information show it.
+CategoryOut = CategoryRoute
 
-    facility_type: str
-    facility_id: str
-    name: str | None
-    distance_m: float | None
-    bearing_deg: float | None
-    lon: float
-    lat: float
-
-
-class CategoryOut(BaseModel):
-    """What a report category routes to."""
-
-    code: str
-    name: str | None
-    agency: str
-    responders: list[str]
-    emergency: bool
-
-
-class ZoneShareOut(BaseModel):
-    """A zone overlapped by an uncertain location."""
-
-    zone_id: str
-    name: str | None
-    share: float
-    area_m2: float
-
-
-class RouteResponse(BaseModel):
-    """The routing answer for one location (``overlaps`` only for circles and polygons)."""
-
-    lon: float
-    lat: float
-    zones: dict[str, ZoneMatchOut]
-    responders: dict[str, list[ResponderOut]]
-    category: CategoryOut | None
-    warnings: list[Literal["possible_axis_swap", "outside_coverage"]]
-    request_id: str | None
-    overlaps: dict[str, list[ZoneShareOut]] | None = None
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "lon": 106.8272,
-                    "lat": -6.1754,
-                    "zones": {
-                        "kelurahan": {
-                            "layer": "kelurahan",
-                            "version": "3f2a9c1b7d20",
-                            "status": "inside",
-                            "zone_id": "KEL-001",
-                            "name": "Gambir",
-                            "candidates": [
-                                {"zone_id": "KEL-001", "name": "Gambir", "distance_m": 0.0}
-                            ],
-                        }
-                    },
-                    "responders": {
-                        "fire_station": [
-                            {
-                                "facility_type": "fire_station",
-                                "facility_id": "FS-01",
-                                "name": "Pos Damkar Gambir",
-                                "distance_m": 812.4,
-                                "bearing_deg": 141.2,
-                                "lon": 106.832,
-                                "lat": -6.181,
-                            }
-                        ]
-                    },
-                    "category": None,
-                    "warnings": [],
-                    "request_id": "5b0e7c0f2d6b4a0c9d0f1e2a3b4c5d6e",
-                }
-            ]
+_ROUTE_EXAMPLE: dict[str, Any] = {
+    "lon": 106.8272,
+    "lat": -6.1754,
+    "zones": {
+        "kelurahan": {
+            "layer": "kelurahan",
+            "version": "3f2a9c1b7d20",
+            "status": "inside",
+            "zone_id": "KEL-001",
+            "name": "Gambir",
+            "candidates": [{"zone_id": "KEL-001", "name": "Gambir", "distance_m": 0.0}],
         }
-    )
+    },
+    "responders": {
+        "fire_station": [
+            {
+                "facility_type": "fire_station",
+                "facility_id": "FS-01",
+                "name": "Pos Damkar Gambir",
+                "distance_m": 812.4,
+                "bearing_deg": 141.2,
+                "lon": 106.832,
+                "lat": -6.181,
+            }
+        ]
+    },
+    "category": None,
+    "warnings": [],
+    "request_id": "5b0e7c0f2d6b4a0c9d0f1e2a3b4c5d6e",
+}
+
+RouteResponse = _answer_model(
+    "RouteResponse",
+    RouteResult,
+    "The routing answer for one location (``overlaps`` only for circles and polygons).",
+    _ROUTE_EXAMPLE,
+    request_id=(str | None, ...),
+    overlaps=(dict[str, list[ZoneShare]] | None, None),
+)
 
 
 class CompactCandidate(BaseModel):
@@ -160,7 +129,7 @@ class CompactZone(BaseModel):
     """One layer's answer in a batch row."""
 
     id: str | None
-    status: Literal["inside", "near_boundary", "outside_coverage", "invalid_coordinates"]
+    status: ZoneStatus
     candidates: list[CompactCandidate]
 
 
@@ -177,7 +146,7 @@ class BatchRow(BaseModel):
 
     zones: dict[str, CompactZone]
     responders: dict[str, list[CompactResponder]]
-    warnings: list[str]
+    warnings: list[Warning]
 
 
 class BatchRowError(BaseModel):
@@ -190,7 +159,7 @@ class BatchResponse(BaseModel):
     """Batch answer: one entry per input point, in input order."""
 
     count: int
-    category: CategoryOut | None
+    category: CategoryRoute | None
     results: list[BatchRow | BatchRowError]
     request_id: str | None
 

@@ -10,7 +10,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.routers.collections import parse_bbox
+from api.route_input import parse_bbox
 from geo_router.errors import InputError
 from geo_router.settings import Settings
 

@@ -1,4 +1,4 @@
-"""GET/POST /v1/route and POST /v1/route/batch on the demo city."""
+"""GET/POST /v1/route and POST /v1/route/batch on the demo city; GET is one lean route."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import orjson
 import pyproj
 import pytest
 import shapely
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from api.serialize import encode_batch_rows
+from api.routers.route import LeanRoute, point_route
+from geo_router.encoding.batch import encode_batch_answer, encode_batch_rows
+from geo_router.encoding.json import dumps, route_answer_dict
 from geo_router.settings import Settings
 
 
@@ -270,7 +273,7 @@ def test_batch_of_10000_points_throughput(app_client: TestClient, demo_router: A
 def test_parse_query_equals_starlette(pairs: list[tuple[str, str]]) -> None:
     from starlette.datastructures import QueryParams
 
-    from api.routers.route import parse_query
+    from api.route_input import parse_query
 
     raw = "&".join(f"{name}={value}" for name, value in pairs).encode()
     assert parse_query(raw) == dict(QueryParams(raw))
@@ -301,7 +304,6 @@ def test_batch_encoded_while_routing_equals_encoded_after(
 ) -> None:
     """Zones encoded while the helper thread ranks facilities: the serial answer's bytes."""
     import geo_router.city.router as router_module
-    from api.routers.route import _batch_answer
 
     b = demo_router.snapshot.coverage_bounds
     rng = np.random.default_rng(11)
@@ -312,9 +314,13 @@ def test_batch_encoded_while_routing_equals_encoded_after(
     errors: list[str | None] = [None] * n
     monkeypatch.setattr(router_module, "_CPUS", 2)
     monkeypatch.setattr(router_module, "PARALLEL_MIN_POINTS", 1)
-    threaded = _batch_answer(demo_router, lon, lat, errors, category, 2, "rid")
+    threaded = encode_batch_answer(
+        demo_router, lon, lat, k=2, category=category, row_errors=errors, request_id="rid"
+    )
     monkeypatch.setattr(router_module, "PARALLEL_MIN_POINTS", 10**9)
-    serial = _batch_answer(demo_router, lon, lat, errors, category, 2, "rid")
+    serial = encode_batch_answer(
+        demo_router, lon, lat, k=2, category=category, row_errors=errors, request_id="rid"
+    )
     assert threaded == serial
     bulk = demo_router.route_many(lon, lat, k=2)
     kinds = demo_router.category(category).responders if category else list(bulk.nearest)
@@ -336,3 +342,77 @@ def test_batch_booleans_are_not_coordinates(app_client: TestClient) -> None:
     assert "error" not in results[1]
     assert "points[2]" in results[2]["error"]
     assert "error" not in results[3]  # an altitude is not checked, as GeoJSON allows any
+
+
+# --- GET /v1/route: one implementation, a lean route inside the app's routing --------------
+
+POINT = {"lon": 107.6, "lat": -6.9}
+
+
+def test_one_route_inside_the_app_and_nothing_in_front(app_client: TestClient) -> None:
+    app = app_client.app
+    assert type(app).__call__ is FastAPI.__call__  # no ASGI layer answers before the stack
+    assert app.router.routes[0] is point_route
+    assert isinstance(point_route, LeanRoute)
+    gets = [
+        r
+        for r in app.router.routes
+        if getattr(r, "path", None) == "/v1/route" and "GET" in getattr(r, "methods", ())
+    ]
+    assert gets == [point_route]
+    assert app.openapi()["paths"]["/v1/route"]["get"]["operationId"] == "route_point"
+
+
+def test_answer_is_the_general_encoders_bytes(app_client: TestClient, demo_router: Any) -> None:
+    headers = {"X-Request-ID": "fixed-id-1"}
+    for params in (POINT, {**POINT, "k": 1, "category": "fire"}, {"lon": "1", "lat": "1"}):
+        r = app_client.get("/v1/route", params=params, headers=headers)
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["x-request-id"] == "fixed-id-1"
+        lon, lat = float(params["lon"]), float(params["lat"])
+        category = params.get("category")
+        result = demo_router.route(lon, lat, category=category, k=int(params.get("k", 3)))
+        assert r.content == dumps(route_answer_dict(result, "fixed-id-1"))
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"lon": "nan", "lat": "-6.9"}, 422),
+        ({"lat": "-6.9"}, 422),
+        ({"lon": "107.6", "lat": "-6.9", "category": "nope"}, 422),
+        ({"lon": "107.6", "lat": "-6.9", "k": "0"}, 422),
+    ],
+)
+def test_errors_are_problem_json_from_the_one_error_table(
+    app_client: TestClient, params: dict[str, str], status: int
+) -> None:
+    r = app_client.get("/v1/route", params=params)
+    assert r.status_code == status
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.headers["x-request-id"] == r.json()["request_id"]
+
+
+def test_other_methods_get_405_and_post_its_own_route(app_client: TestClient) -> None:
+    r = app_client.put("/v1/route", params=POINT)
+    assert r.status_code == 405
+    assert r.headers["content-type"] == "application/problem+json"
+    assert app_client.post("/v1/route", json=POINT).status_code == 200
+
+
+def test_answers_are_counted_in_metrics(app_client: TestClient) -> None:
+    app_client.get("/v1/route", params=POINT)
+    app_client.get("/v1/route", params={"lat": "1"})
+    text = app_client.get("/metrics").text
+    lines = [ln for ln in text.splitlines() if 'route="/v1/route"' in ln and "_total" in ln]
+    assert any('status="200"' in ln and 'method="GET"' in ln for ln in lines), lines
+    assert any('status="422"' in ln and 'method="GET"' in ln for ln in lines), lines
+
+
+def test_a_lean_route_refuses_an_endpoint_with_parameters() -> None:
+    async def endpoint(request: Request, k: int = 3) -> None:
+        """Has a query parameter a LeanRoute would never fill."""
+
+    with pytest.raises(TypeError, match="only the Request"):
+        LeanRoute("/x", endpoint, methods=["GET"])

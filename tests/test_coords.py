@@ -12,14 +12,17 @@ from hypothesis import strategies as st
 
 from geo_router.city.coords import (
     GEOD,
+    box_problem,
     check_lonlat,
     geodesic_inverse,
     get_transformer,
     local_utm,
+    parse_bbox,
     require_lonlat,
+    swap_plausible,
     to_lonlat,
 )
-from geo_router.errors import InvalidCoordinatesError, UnknownCRSError
+from geo_router.errors import InputError, InvalidCoordinatesError, UnknownCRSError
 
 AXIS_HINT = "(is the order lat, lon? GeoJSON order is lon, lat)"
 
@@ -36,7 +39,7 @@ def test_geod_is_wgs84() -> None:
         (1.0, np.nan, "latitude is NaN"),
         (np.inf, 1.0, "longitude is infinite"),
         (1.0, -np.inf, "latitude is infinite"),
-        (-200.0, 1.0, "longitude -200 out of range [-180, 180]"),
+        (-200.0, 1.0, "longitude -200 is out of range [-180, 180]"),
         (-6.9, 107.6, f"latitude 107.6 is out of range [-90, 90] {AXIS_HINT}"),
         (120.0, 500.0, "latitude 500 is out of range [-90, 90]"),
     ],
@@ -104,7 +107,12 @@ def test_require_lonlat_ok_and_errors() -> None:
     with pytest.raises(InvalidCoordinatesError) as err:
         require_lonlat(float("nan"), 1.0)
     assert err.value.message == "longitude is NaN"
-    assert err.value.detail == {"row": None, "field": "longitude", "reason": "longitude is NaN"}
+    assert err.value.detail == {
+        "row": None,
+        "field": "longitude",
+        "reason": "longitude is NaN",
+        "errors": [{"field": "longitude", "message": "longitude is NaN"}],
+    }
 
 
 def test_to_lonlat_state_plane() -> None:
@@ -177,3 +185,36 @@ def test_geodesic_inverse_properties(lon1: float, lat1: float, lon2: float, lat2
     d21, _ = geodesic_inverse(lon2, lat2, lon1, lat1)
     assert d12 >= 0 and d12 == pytest.approx(d21, rel=1e-9, abs=1e-6)
     assert 0.0 <= b12 < 360.0
+
+
+def test_require_lonlat_names_every_problem_with_the_callers_names() -> None:
+    with pytest.raises(InvalidCoordinatesError) as err:
+        require_lonlat(float("nan"), 100.0, names=("lon", "lat"))
+    assert err.value.message == "lon is NaN; lat 100 is out of range [-90, 90]"
+    assert [e["field"] for e in err.value.detail["errors"]] == ["lon", "lat"]
+
+
+@pytest.mark.parametrize("bad", [True, False, None, "abc", [1.0]])
+def test_require_lonlat_refuses_what_is_not_a_number(bad: object) -> None:
+    with pytest.raises(InvalidCoordinatesError):
+        require_lonlat(bad, 1.0)
+
+
+def test_swap_plausible_is_the_axis_swap_rule() -> None:
+    assert swap_plausible(np.array([-6.9, 107.6]), np.array([107.6, -6.9])).tolist() == [
+        True,
+        False,
+    ]
+    assert swap_plausible(np.nan, 10.0).tolist() is False
+    assert swap_plausible(np.array([np.nan]), np.array([10.0])).tolist() == [False]
+
+
+def test_parse_bbox_rules() -> None:
+    assert parse_bbox(None) is None
+    assert parse_bbox("1,2,3,4") == (1.0, 2.0, 3.0, 4.0)
+    assert parse_bbox("1,2,0,3,4,9") == (1.0, 2.0, 3.0, 4.0)
+    for bad in ("1,2,3", "a,b,c,d", "5,0,1,1", "0,-95,1,1", "nan,0,1,1", "0,0,inf,1"):
+        with pytest.raises(InputError, match="bbox"):
+            parse_bbox(bad)
+    assert box_problem(0, 0, 1, 1) is None
+    assert "out of range" in str(box_problem(0, 0, 200, 1))

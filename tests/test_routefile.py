@@ -52,7 +52,9 @@ class FakeRouter:
         )
         self.calls: list[int] = []
 
-    def route_many(self, lon: np.ndarray, lat: np.ndarray, *, k: int = 1) -> BulkRoute:
+    def route_many(
+        self, lon: np.ndarray, lat: np.ndarray, *, k: int = 1, snapshot: Any = None
+    ) -> BulkRoute:
         n = len(lon)
         self.calls.append(n)
         with np.errstate(invalid="ignore"):

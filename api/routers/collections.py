@@ -7,7 +7,7 @@ served as ``application/geo+json`` with id = zone / facility id.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,8 +20,9 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from api.deps import require_roles, router_or_503
-from api.serialize import GeoJSONResponse, dumps, geojson_response, json_response
-from geo_router.errors import InputError, NotFoundError
+from api.route_input import parse_bbox
+from api.serialize import GeoJSONResponse, geojson_response, json_response
+from geo_router.errors import NotFoundError
 
 router = APIRouter(tags=["collections"])
 
@@ -102,8 +103,8 @@ class _Source:
     properties: Any
     bbox: list[float]
     geometries: np.ndarray | None = None  # zone layers
-    lon: np.ndarray | None = None  # facility sets
-    lat: np.ndarray | None = None
+    lon: np.ndarray = field(default_factory=lambda: np.empty(0))  # facility sets
+    lat: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 # --- data access --------------------------------------------------------------------------
@@ -171,33 +172,6 @@ def _source(city: Any, collection_id: str) -> _Source:
     return src
 
 
-def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    """``minlon,minlat,maxlon,maxlat`` (or the 6-number 3-D form) validated; None if absent."""
-    if text is None:
-        return None
-    parts = text.split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) == 6:
-        values = [values[0], values[1], values[3], values[4]]
-    problem = None
-    if len(values) != 4:
-        problem = "must be 4 numbers: minlon,minlat,maxlon,maxlat"
-    elif not all(math.isfinite(v) for v in values):
-        problem = "must be finite numbers"
-    elif not (-180 <= values[0] <= 180 and -180 <= values[2] <= 180):
-        problem = "longitudes must be in [-180, 180]"
-    elif not (-90 <= values[1] <= 90 and -90 <= values[3] <= 90):
-        problem = "latitudes must be in [-90, 90]"
-    elif values[0] > values[2] or values[1] > values[3]:
-        problem = "min must not exceed max (minlon,minlat,maxlon,maxlat)"
-    if problem:
-        raise InputError(f"bbox {text!r} {problem}", detail={"field": "bbox", "reason": problem})
-    return values[0], values[1], values[2], values[3]
-
-
 def _matching_rows(src: _Source, bbox: tuple[float, float, float, float] | None) -> np.ndarray:
     """Row indices of the features intersecting ``bbox`` (all rows without one)."""
     n = len(src.ids)
@@ -223,6 +197,7 @@ def _property_records(props: Any, rows: np.ndarray) -> list[dict[str, Any]]:
 
 def _features(src: _Source, rows: np.ndarray) -> list[dict[str, Any]]:
     """GeoJSON features for ``rows``; geometries encoded by GEOS in one call."""
+    geometry: list[Any]
     if src.geometries is not None:
         geoms = shapely.to_geojson(src.geometries[rows]) if rows.size else []
         geometry = [orjson.Fragment(g) if g is not None else None for g in geoms]
@@ -384,4 +359,4 @@ async def get_item(
             "type": "application/json",
         },
     ]
-    return Response(dumps(feature), media_type=GEOJSON)
+    return geojson_response(feature)

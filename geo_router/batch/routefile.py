@@ -691,11 +691,10 @@ def _route_chunks(
     slices = list(_chunks(n, chunk_size))
     results = []
     bar = tqdm(slices, desc="routing", unit="chunk", disable=not _show_progress(progress))
-    # Pin one snapshot across chunks when the router allows it, so a layer reload mid-file
-    # cannot mix two boundary versions in one output.
-    pin = {"snapshot": snapshot} if _accepts_snapshot(router) else {}
+    # One snapshot for every chunk: a layer reload mid-file cannot mix two boundary
+    # versions in one output.
     for rows in bar:
-        bulk = router.route_many(points.lon[rows], points.lat[rows], k=k, **pin)
+        bulk = router.route_many(points.lon[rows], points.lat[rows], k=k, snapshot=snapshot)
         results.append(_chunk_columns(bulk, points.reasons[rows], layer_ids, facility_ids, k))
     return results
 
@@ -708,16 +707,6 @@ def _new_column_names(layers: list[str], facility_types: list[str], k: int) -> l
             suffix = "" if rank == 0 else f"_{rank + 1}"
             names += [f"{kind}_id{suffix}", f"{kind}_distance_m{suffix}"]
     return [*names, "route_error"]
-
-
-def _accepts_snapshot(router: Router) -> bool:
-    """Whether ``router.route_many`` takes a ``snapshot`` to route against."""
-    import inspect
-
-    try:
-        return "snapshot" in inspect.signature(router.route_many).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _merge_chunks(

@@ -7,6 +7,7 @@ distances are never computed in degrees.
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from typing import Any
 
@@ -15,15 +16,20 @@ import pandas as pd
 import pyproj
 from pyproj.exceptions import CRSError
 
-from geo_router.errors import InvalidCoordinatesError, UnknownCRSError
+from geo_router.errors import InputError, InvalidCoordinatesError, UnknownCRSError
 
 __all__ = [
+    "AXIS_NAMES",
     "GEOD",
+    "as_float_array",
+    "box_problem",
     "check_lonlat",
     "geodesic_inverse",
     "get_transformer",
     "local_utm",
+    "parse_bbox",
     "require_lonlat",
+    "swap_plausible",
     "to_lonlat",
 ]
 
@@ -31,6 +37,17 @@ __all__ = [
 GEOD = pyproj.Geod(ellps="WGS84")
 
 _AXIS_HINT = " (is the order lat, lon? GeoJSON order is lon, lat)"
+
+#: The axis names messages use by default; callers with other field names pass theirs.
+AXIS_NAMES = ("longitude", "latitude")
+
+#: Scalar types the range check takes without numpy (``bool`` is deliberately absent).
+_PLAIN_NUMBERS = (float, int, np.float64, np.float32, np.int64, np.int32)
+
+
+def as_float_array(values: Any) -> np.ndarray:
+    """Values as a 1-D float64 array, NaN where they are not numbers (booleans included)."""
+    return _as_float(values)[0].ravel()
 
 
 def _as_float(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,11 +72,23 @@ def _as_float(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return numeric.reshape(arr.shape), missing.reshape(arr.shape), not_number.reshape(arr.shape)
 
 
+def swap_plausible(lon: Any, lat: Any) -> np.ndarray:
+    """Where the pair read the other way round, (lat, lon), would be in range.
+
+    The one axis-swap test: a latitude that would be a fine longitude next to a longitude
+    that would be a fine latitude smells of swapped axes. Error messages hint at it; the
+    router also checks whether the swapped point lies in the city.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.asarray((np.abs(lat) <= 180.0) & (np.abs(lon) <= 90.0), dtype=bool)
+
+
 def _axis_reasons(
     name: str, values: Any, limit: float, hint: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Per-row reason (or None) for one axis; returns (float values, bad mask, reasons)."""
     num, missing, not_number = _as_float(values)
+    num, missing, not_number = num.ravel(), missing.ravel(), not_number.ravel()
     is_nan = np.isnan(num) & ~missing & ~not_number
     is_inf = np.isinf(num)
     with np.errstate(invalid="ignore"):
@@ -75,66 +104,135 @@ def _axis_reasons(
             reasons[i] = f"{name} is NaN"
         elif is_inf[i]:
             reasons[i] = f"{name} is infinite"
-        elif name == "latitude":
-            extra = _AXIS_HINT if hint is not None and hint[i] else ""
-            reasons[i] = f"latitude {num[i]:g} is out of range [-90, 90]{extra}"
         else:
-            reasons[i] = f"longitude {num[i]:g} out of range [-180, 180]"
+            extra = _AXIS_HINT if hint is not None and hint[i] else ""
+            reasons[i] = f"{name} {num[i]:g} is out of range [-{limit:g}, {limit:g}]{extra}"
     return num, bad, reasons
 
 
-def check_lonlat(lon: Any, lat: Any) -> tuple[np.ndarray, list[str | None]]:
-    """Check coordinate pairs row by row.
-
-    Parameters
-    ----------
-    lon, lat
-        Scalars or arrays (float or object; strings holding numbers are accepted).
-
-    Returns
-    -------
-    valid : numpy.ndarray of bool
-        True where the pair is usable.
-    reasons : list of str or None
-        Per row, why it is not usable (e.g. ``"latitude is NaN"``), None when valid.
-    """
+def _problems(
+    lon: Any, lat: Any, names: tuple[str, str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None], list[str | None]]:
+    """(lon, lat as floats, valid mask, lon reasons, lat reasons) of coordinate pairs."""
     lon_num, _, _ = _as_float(lon)
     lat_raw, _, _ = _as_float(lat)
     if lon_num.shape != lat_raw.shape:
         raise InvalidCoordinatesError(
-            f"longitude and latitude have different lengths ({lon_num.size} vs {lat_raw.size})",
-            detail={"field": "longitude"},
+            f"{names[0]} and {names[1]} have different lengths ({lon_num.size} vs {lat_raw.size})",
+            detail={"field": names[0]},
         )
-    with np.errstate(invalid="ignore"):
-        # a latitude that would be a fine longitude, next to a longitude that would be a fine
-        # latitude, smells of swapped axes
-        swap_hint = (np.abs(lat_raw) <= 180) & (np.abs(lon_num) <= 90)
-    _, lon_bad, lon_reasons = _axis_reasons("longitude", lon, 180.0, None)
-    _, lat_bad, lat_reasons = _axis_reasons("latitude", lat, 90.0, swap_hint.ravel())
-    valid = ~(lon_bad | lat_bad).ravel()
+    hint = swap_plausible(lon_num, lat_raw).ravel()
+    lon_f, lon_bad, lon_reasons = _axis_reasons(names[0], lon, 180.0, None)
+    lat_f, lat_bad, lat_reasons = _axis_reasons(names[1], lat, 90.0, hint)
+    return lon_f, lat_f, ~(lon_bad | lat_bad), lon_reasons, lat_reasons
+
+
+def check_lonlat(
+    lon: Any, lat: Any, *, names: tuple[str, str] = AXIS_NAMES
+) -> tuple[np.ndarray, list[str | None]]:
+    """Check coordinate pairs row by row: the one range check of the code base.
+
+    Parameters
+    ----------
+    lon, lat
+        Scalars or arrays (float or object; strings holding numbers are accepted, booleans
+        are not numbers).
+    names
+        The axis names the reasons use.
+
+    Returns
+    -------
+    valid : numpy.ndarray of bool
+        True where the pair is usable: finite, lon in [-180, 180], lat in [-90, 90].
+    reasons : list of str or None
+        Per row, why it is not usable (e.g. ``"latitude is NaN"``), None when valid.
+    """
+    lon_a, lat_a = np.atleast_1d(np.asarray(lon)), np.atleast_1d(np.asarray(lat))
+    if lon_a.dtype.kind in "fiu" and lat_a.dtype.kind in "fiu" and lon_a.shape == lat_a.shape:
+        with np.errstate(invalid="ignore"):  # NaN fails the comparison, inf exceeds the range
+            fine = bool((np.abs(lon_a) <= 180.0).all() and (np.abs(lat_a) <= 90.0).all())
+        if fine:  # the usual batch: no per-row work
+            return np.ones(lon_a.size, dtype=bool), [None] * lon_a.size
+    _, _, valid, lon_reasons, lat_reasons = _problems(lon, lat, names)
     reasons: list[str | None] = [None] * valid.size
     for i in np.flatnonzero(~valid):
-        parts = [r for r in (lon_reasons[i], lat_reasons[i]) if r is not None]
-        reasons[i] = "; ".join(parts)
+        reasons[i] = "; ".join(r for r in (lon_reasons[i], lat_reasons[i]) if r is not None)
     return valid, reasons
 
 
-def require_lonlat(lon: float, lat: float, *, row: int | None = None) -> tuple[float, float]:
+def require_lonlat(
+    lon: Any,
+    lat: Any,
+    *,
+    row: int | None = None,
+    names: tuple[str, str] = AXIS_NAMES,
+    context: str = "",
+) -> tuple[float, float]:
     """Return one ``(lon, lat)`` pair as floats or raise :class:`InvalidCoordinatesError`.
 
-    The message names ``row`` when given; ``detail`` holds ``row``, ``field`` and ``reason``.
+    The rules of :func:`check_lonlat`; plain in-range numbers return at once (hot path).
+    The message names ``row`` when given (else starts with ``context``) and every problem
+    of the pair; ``detail`` holds ``row``, ``field`` and ``reason`` of the first problem and
+    ``errors``, every problem as ``{"field", "message"}``.
     """
-    lon_num, _, lon_reasons = _axis_reasons("longitude", [lon], 180.0, None)
-    lat_raw, _, _ = _as_float([lat])
-    hint = (np.abs(lat_raw) <= 180) & (np.abs(lon_num) <= 90)
-    lat_num, _, lat_reasons = _axis_reasons("latitude", [lat], 90.0, hint)
-    for field, reason in (("longitude", lon_reasons[0]), ("latitude", lat_reasons[0])):
-        if reason is not None:
-            prefix = f"row {row}: " if row is not None else ""
-            raise InvalidCoordinatesError(
-                f"{prefix}{reason}", detail={"row": row, "field": field, "reason": reason}
-            )
-    return float(lon_num[0]), float(lat_num[0])
+    if (
+        type(lon) in _PLAIN_NUMBERS
+        and type(lat) in _PLAIN_NUMBERS
+        and -180.0 <= lon <= 180.0  # NaN fails both comparisons
+        and -90.0 <= lat <= 90.0
+    ):
+        return float(lon), float(lat)
+    lon_f, lat_f, valid, lon_reasons, lat_reasons = _problems([lon], [lat], names)
+    if valid[0]:
+        return float(lon_f[0]), float(lat_f[0])
+    problems = [
+        (field, reason)
+        for field, reason in zip(names, (lon_reasons[0], lat_reasons[0]), strict=True)
+        if reason is not None
+    ]
+    prefix = f"row {row}: " if row is not None else context
+    field, reason = problems[0]
+    raise InvalidCoordinatesError(
+        prefix + "; ".join(r for _, r in problems),
+        detail={
+            "row": row,
+            "field": field,
+            "reason": reason,
+            "errors": [{"field": f, "message": r} for f, r in problems],
+        },
+    )
+
+
+def box_problem(minlon: float, minlat: float, maxlon: float, maxlat: float) -> str | None:
+    """Why a lon/lat box is unusable, or None: corners by :func:`check_lonlat`, min <= max."""
+    valid, reasons = check_lonlat([minlon, maxlon], [minlat, maxlat])
+    if not valid.all():
+        return "; ".join(r for r in reasons if r is not None)
+    if minlon > maxlon or minlat > maxlat:
+        return "min must not exceed max (minlon,minlat,maxlon,maxlat)"
+    return None
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """``minlon,minlat,maxlon,maxlat`` (or the 3-D ``minlon,minlat,minz,maxlon,maxlat,maxz``).
+
+    The one bbox rule set: 4 (or 6) numbers, a box :func:`box_problem` accepts. None when
+    absent; :class:`InputError` naming ``bbox`` and the problem otherwise.
+    """
+    if text is None:
+        return None
+    values: list[float] = []
+    with contextlib.suppress(ValueError):  # a word among the numbers: "must be 4 numbers"
+        values = [float(part) for part in text.split(",")]
+    if len(values) == 6:
+        values = [values[0], values[1], values[3], values[4]]
+    if len(values) != 4:
+        problem: str | None = "must be 4 numbers: minlon,minlat,maxlon,maxlat"
+    else:
+        problem = box_problem(*values)
+    if problem is not None:
+        raise InputError(f"bbox {text!r}: {problem}", detail={"field": "bbox", "reason": problem})
+    return values[0], values[1], values[2], values[3]
 
 
 def _crs_key(crs: Any) -> str:

@@ -21,6 +21,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from geo_router.city import coords
 from geo_router.city.validation import (
     RepairRecord,
     geometry_array,
@@ -122,8 +123,7 @@ def layer_version(path: Path | str) -> str:
 
 def _fits_lonlat(bounds: np.ndarray) -> bool:
     """Whether total bounds look like lon/lat degrees."""
-    minx, miny, maxx, maxy = bounds
-    return bool(-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90)
+    return coords.box_problem(*(float(v) for v in bounds)) is None
 
 
 def _to_wgs84(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
@@ -40,8 +39,6 @@ from geo_router.city.models import (
 from geo_router.city.profile import load_profile
 from geo_router.city.snapshot import (
     CitySnapshot,
-    FacilityTable,
-    LayerTable,
     PointHits,
     build_snapshot,
 )
@@ -56,7 +53,6 @@ __all__ = ["Router", "SnapshotBulkRoute", "circle"]
 
 _INVALID = STATUS_CODES.index(ZoneStatus.INVALID)
 _OUTSIDE = STATUS_CODES.index(ZoneStatus.OUTSIDE_COVERAGE)
-_FAST_NUMBER = (float, int, np.float64, np.float32, np.int64, np.int32)
 
 
 @dataclass(slots=True)
@@ -100,39 +96,12 @@ def circle(lon: float, lat: float, radius_m: float, *, quad_segs: int = 16) -> s
     return shapely.transform(disk, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
 
 
-def _scalar_point(lon: Any, lat: Any) -> tuple[float, float]:
-    """(lon, lat) as floats; plain in-range numbers skip the general checker (hot path)."""
-    if (
-        type(lon) in _FAST_NUMBER
-        and type(lat) in _FAST_NUMBER
-        and -180.0 <= lon <= 180.0  # NaN fails both comparisons
-        and -90.0 <= lat <= 90.0
-    ):
-        return float(lon), float(lat)
-    return coords.require_lonlat(lon, lat)
-
-
 def _checked_points(
     lon: Any, lat: Any
 ) -> tuple[np.ndarray, list[str | None], np.ndarray, np.ndarray]:
-    """(valid, reasons, lon, lat as float arrays) of bulk input.
-
-    Numeric arrays that are all finite and in range (the usual batch) skip the per-row
-    checker; anything else goes through :func:`coords.check_lonlat` for its reasons.
-    """
-    lon_a, lat_a = np.atleast_1d(np.asarray(lon)), np.atleast_1d(np.asarray(lat))
-    if lon_a.dtype.kind in "fiu" and lat_a.dtype.kind in "fiu" and lon_a.shape == lat_a.shape:
-        lon_f = lon_a.astype(np.float64, copy=False).ravel()
-        lat_f = lat_a.astype(np.float64, copy=False).ravel()
-        with np.errstate(invalid="ignore"):
-            fine = bool(
-                (np.abs(lon_f) <= 180.0).all() and (np.abs(lat_f) <= 90.0).all()
-            )  # NaN fails the comparison, inf exceeds the range
-        if fine:
-            return np.ones(lon_f.size, dtype=bool), [None] * lon_f.size, lon_f, lat_f
+    """(valid, reasons, lon, lat as float arrays) of bulk input (:func:`coords.check_lonlat`)."""
     valid, reasons = coords.check_lonlat(lon, lat)
-    valid = np.asarray(valid, dtype=bool).ravel()
-    return valid, list(reasons), _as_float_array(lon), _as_float_array(lat)
+    return valid, reasons, coords.as_float_array(lon), coords.as_float_array(lat)
 
 
 def _nearest_many(
@@ -145,45 +114,6 @@ def _nearest_many(
 #: Bulk routing of at least this many points ranks facilities on a helper thread meanwhile.
 PARALLEL_MIN_POINTS = 2048
 _CPUS = CPUS  # a module global, so tests can pretend to have two cores
-
-
-def _as_float_array(values: Any) -> np.ndarray:
-    """Values as a 1-D float64 array, NaN where they are not numbers."""
-    arr = np.atleast_1d(np.asarray(values))
-    if arr.dtype.kind in "fiu":
-        return arr.astype(np.float64, copy=False).ravel()
-    series = pd.Series(arr.ravel(), dtype=object)
-    series = series.where(~series.map(lambda v: isinstance(v, bool | np.bool_)), None)
-    return pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
-
-
-def _zone_match(
-    name: str,
-    table: LayerTable,
-    status: int,
-    primary: int,
-    cand_zone: list[int],
-    cand_dist: list[float],
-) -> ZoneMatch:
-    """One layer's answer from plain ints/lists."""
-    ids, names = table.ids, table.names
-    candidates = [Candidate(ids[z], names[z], d) for z, d in zip(cand_zone, cand_dist, strict=True)]
-    if primary < 0:
-        return ZoneMatch(name, table.version, STATUS_CODES[status], None, None, candidates)
-    return ZoneMatch(
-        name, table.version, STATUS_CODES[status], ids[primary], names[primary], candidates
-    )
-
-
-def _responders(
-    kind: str, table: FacilityTable, index: list[int], dist: list[float], bearing: list[float]
-) -> list[Responder]:
-    """Ranked responders of one type from one row of a NearestLookup (as lists)."""
-    return [
-        Responder(kind, table.ids[j], table.names[j], d, b, table.lon[j], table.lat[j])
-        for j, d, b in zip(index, dist, bearing, strict=True)
-        if j >= 0
-    ]
 
 
 def _scatter_layer(sub: LayerLookup, rows: np.ndarray, n: int) -> LayerLookup:
@@ -292,7 +222,7 @@ class Router:
         """
         snap = self._snapshot
         try:
-            lon, lat = _scalar_point(lon, lat)
+            lon, lat = coords.require_lonlat(lon, lat)
         except InvalidCoordinatesError as exc:
             raise _with_swap_hint(snap, exc, lon, lat) from None
         cat = _category(snap, category) if category is not None else None
@@ -416,14 +346,17 @@ class Router:
         layer_rows = {name: self._layer_rows(lk, picked) for name, lk in bulk.layers.items()}
         near_rows = {kind: self._near_rows(bulk.nearest[kind], picked, k) for kind in kinds}
         swap = bulk.axis_swap[picked].tolist() if len(picked) else []
+        tables = {name: snap.layer_table(name) for name in layer_rows}
+        facilities = {kind: snap.facility_table(kind) for kind in near_rows}
         out: list[RouteResult] = []
         for pos, r in enumerate(picked):
-            zones = {
-                name: _zone_match(name, snap._layer_tables[name], *lr[pos])
-                for name, lr in layer_rows.items()
-            }
+            zones = {name: tables[name].match(*lr[pos]) for name, lr in layer_rows.items()}
             responders = {
-                kind: _responders(kind, snap._facility_tables[kind], *nr[pos])
+                kind: [
+                    facilities[kind].responder(j, d, b)
+                    for j, d, b in zip(*nr[pos], strict=True)
+                    if j >= 0
+                ]
                 for kind, nr in near_rows.items()
             }
             warnings = []
@@ -437,17 +370,15 @@ class Router:
     @staticmethod
     def _layer_rows(
         lk: LayerLookup, picked: list[int]
-    ) -> list[tuple[int, int, list[int], list[float]]]:
-        """(status, primary, candidate rows, candidate metres) per picked row."""
+    ) -> list[tuple[int, int, list[tuple[int, float]]]]:
+        """(primary, status, [(candidate row, metres)]) per picked row."""
         status = lk.status[picked].tolist()
         primary = lk.primary[picked].tolist()
         ptr = lk.cand_ptr.tolist()
         zone = lk.cand_zone.tolist()
         dist = lk.cand_dist_m.tolist()
-        return [
-            (status[p], primary[p], zone[ptr[r] : ptr[r + 1]], dist[ptr[r] : ptr[r + 1]])
-            for p, r in enumerate(picked)
-        ]
+        pairs = list(zip(zone, dist, strict=True))
+        return [(primary[p], status[p], pairs[ptr[r] : ptr[r + 1]]) for p, r in enumerate(picked)]
 
     @staticmethod
     def _near_rows(
@@ -525,7 +456,9 @@ def _responder_types(snap: CitySnapshot, requested: list[str] | None) -> list[st
     return list(dict.fromkeys(requested))
 
 
-def _lookup_array(index: ZoneIndex, lon: float, lat: float) -> tuple[int, int, list]:
+def _lookup_array(
+    index: ZoneIndex, lon: float, lat: float
+) -> tuple[int, int, list[tuple[int, float]]]:
     """``ZoneIndex.lookup_one``'s answer through the array lookup (indexes without it)."""
     lk = index.lookup(np.array((lon,)), np.array((lat,)))
     cands = list(zip(lk.cand_zone.tolist(), lk.cand_dist_m.tolist(), strict=True))
@@ -566,38 +499,21 @@ def _route_point(
 def _route_result(hits: PointHits) -> RouteResult:
     """A :class:`PointHits` as the RouteResult dataclasses."""
     snap = hits.snapshot
-    zones: dict[str, ZoneMatch] = {}
-    # hits.zones follows the snapshot's layer order (see _route_point)
-    for layer, (name, primary, status, cands) in zip(snap._point_layers, hits.zones, strict=True):
-        ids, names, inside = layer.ids, layer.names, layer.inside
-        zones[name] = ZoneMatch(
-            name,
-            layer.version,
-            STATUS_CODES[status],
-            ids[primary] if primary >= 0 else None,
-            names[primary] if primary >= 0 else None,
-            [inside[z] if d == 0.0 else Candidate(ids[z], names[z], d) for z, d in cands],
-        )
+    zones = {name: snap.layer_table(name).match(p, s, c) for name, p, s, c in hits.zones}
     responders: dict[str, list[Responder]] = {}
     for kind, ranked in hits.responders:
-        fac = snap._point_facilities[kind]
-        ids, names, lons, lats = fac.ids, fac.names, fac.lon, fac.lat
-        responders[kind] = [
-            Responder(kind, ids[j], names[j], d, b, lons[j], lats[j]) for j, d, b in ranked
-        ]
+        table = snap.facility_table(kind)
+        responders[kind] = [table.responder(j, d, b) for j, d, b in ranked]
     return RouteResult(hits.lon, hits.lat, zones, responders, hits.category, hits.warnings)
 
 
 def _swapped_covered(snap: CitySnapshot, lon: Any, lat: Any) -> bool:
     """Whether (lat, lon) read as (lon, lat) is a valid point some layer covers."""
     try:
-        x, y = float(lat), float(lon)
+        lon_a, lat_a = np.array((lon,), dtype=np.float64), np.array((lat,), dtype=np.float64)
     except (TypeError, ValueError):
         return False
-    if not (math.isfinite(x) and math.isfinite(y) and abs(x) <= 180.0 and abs(y) <= 90.0):
-        return False
-    xs, ys = np.array((x,)), np.array((y,))
-    return any(bool(index.covers_any(xs, ys)[0]) for index in snap.zone_indexes.values())
+    return bool(_axis_swap_mask(snap, lon_a, lat_a, np.ones(1, dtype=bool))[0])
 
 
 def _with_swap_hint(
@@ -616,15 +532,7 @@ def _axis_swap_mask(
     snap: CitySnapshot, lon: np.ndarray, lat: np.ndarray, outside: np.ndarray
 ) -> np.ndarray:
     """Rows outside every layer (or unusable) whose swapped (lat, lon) some layer covers."""
-    with np.errstate(invalid="ignore"):
-        ok = (
-            outside
-            & np.isfinite(lon)
-            & np.isfinite(lat)
-            & (np.abs(lon) <= 90.0)
-            & (np.abs(lat) <= 180.0)
-        )
-    rows = np.flatnonzero(ok)
+    rows = np.flatnonzero(outside & coords.swap_plausible(lon, lat))
     mask = np.zeros(lon.size, dtype=bool)
     if rows.size:
         covered = np.zeros(rows.size, dtype=bool)
@@ -646,11 +554,12 @@ def _check_area(geometry: Any) -> None:
     if not geometry.is_valid:
         reason = shapely.is_valid_reason(geometry)
         raise InvalidGeometryError(f"the area is not valid: {reason}", detail={"reason": reason})
-    minx, miny, maxx, maxy = geometry.bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+    bounds = geometry.bounds
+    problem = coords.box_problem(*bounds)
+    if problem is not None:
         raise InvalidGeometryError(
-            "the area lies outside lon/lat range (is it EPSG:4326 in lon, lat order?)",
-            detail={"bounds": [minx, miny, maxx, maxy]},
+            f"the area lies outside lon/lat range (is it EPSG:4326 in lon, lat order?): {problem}",
+            detail={"bounds": list(bounds)},
         )
 
 

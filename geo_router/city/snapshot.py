@@ -7,6 +7,7 @@ tables that the encoders read; :func:`build_snapshot` builds it from a profile.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -17,9 +18,12 @@ import shapely
 from geo_router.city.facilities import FacilitySet, load_facilities
 from geo_router.city.layers import ZoneLayer, load_layer
 from geo_router.city.models import (
+    STATUS_CODES,
     Candidate,
     CategoryRoute,
+    Responder,
     Warning,
+    ZoneMatch,
 )
 from geo_router.city.nearest import StaticNearestIndex
 from geo_router.city.profile import CityProfile
@@ -33,19 +37,47 @@ __all__ = ["CitySnapshot", "FacilityTable", "LayerTable", "PointHits", "build_sn
 class LayerTable:
     """Python lists of one layer for building answers without numpy/pandas per item."""
 
+    name: str
     version: str
     ids: list[str]
     names: list[str | None]
+
+    def match(self, primary: int, status: int, cands: Iterable[tuple[int, float]]) -> ZoneMatch:
+        """The layer's answer from row numbers: the primary zone's row (-1 for none), the
+        status index into ``STATUS_CODES`` and ``(zone row, metres)`` candidates."""
+        ids, names = self.ids, self.names
+        return ZoneMatch(
+            self.name,
+            self.version,
+            STATUS_CODES[status],
+            ids[primary] if primary >= 0 else None,
+            names[primary] if primary >= 0 else None,
+            # a covering zone is 0.0 m away, never -0.0
+            [Candidate(ids[z], names[z], d if d else 0.0) for z, d in cands],
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class FacilityTable:
     """Python lists of one facility set for building Responder objects quickly."""
 
+    kind: str
     ids: list[str]
     names: list[str | None]
     lon: list[float]
     lat: list[float]
+
+    def responder(self, row: int, metres: float, bearing: float) -> Responder:
+        """The facility of ``row``, ranked at ``metres`` and ``bearing`` from a point."""
+        return Responder(
+            self.kind,
+            self.ids[row],
+            self.names[row],
+            metres,
+            bearing,
+            self.lon[row],
+            self.lat[row],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +85,6 @@ class _PointLayer:
     """What the single-point path needs of one layer, resolved once per snapshot."""
 
     name: str
-    version: str
-    ids: list[str]
-    names: list[str | None]
-    inside: list[Candidate]  #: per zone, the candidate "this zone, 0 m" (immutable, shared)
     index: ZoneIndex
     lookup_one: Any  #: ``index.lookup_one`` when the index has it, else None (array lookup)
 
@@ -67,10 +95,6 @@ class _PointFacilities:
 
     kind: str
     nearest_one: Any  #: bound ``StaticNearestIndex.nearest_one``
-    ids: list[str]
-    names: list[str | None]
-    lon: list[float]
-    lat: list[float]
 
 
 class PointHits(NamedTuple):
@@ -136,31 +160,27 @@ class CitySnapshot:
             object.__setattr__(
                 self,
                 "_layer_tables",
-                {name: _layer_table(layer) for name, layer in self.layers.items()},
+                {name: _layer_table(name, layer) for name, layer in self.layers.items()},
             )
         if not self._facility_tables:
             object.__setattr__(
                 self,
                 "_facility_tables",
-                {kind: _facility_table(fs) for kind, fs in self.facilities.items()},
+                {kind: _facility_table(kind, fs) for kind, fs in self.facilities.items()},
             )
         if not self._point_layers:
             object.__setattr__(
                 self,
                 "_point_layers",
-                tuple(
-                    _point_layer(name, self._layer_tables[name], index)
-                    for name, index in self.zone_indexes.items()
-                ),
+                tuple(_point_layer(name, index) for name, index in self.zone_indexes.items()),
             )
         if not self._point_facilities:
             object.__setattr__(
                 self,
                 "_point_facilities",
                 {
-                    kind: _PointFacilities(kind, index.nearest_one, *_fields(table))
+                    kind: _PointFacilities(kind, index.nearest_one)
                     for kind, index in self.nearest.items()
-                    for table in (self._facility_tables[kind],)
                 },
             )
 
@@ -173,7 +193,16 @@ class CitySnapshot:
         self, kind: str
     ) -> tuple[list[str], list[str | None], list[float], list[float]]:
         """``(ids, names, lons, lats)`` of a facility type by row, as answers show them."""
-        return _fields(self._facility_tables[kind])
+        table = self._facility_tables[kind]
+        return table.ids, table.names, table.lon, table.lat
+
+    def layer_table(self, layer: str) -> LayerTable:
+        """A layer's zones by row, as answers show them (see :meth:`LayerTable.match`)."""
+        return self._layer_tables[layer]
+
+    def facility_table(self, kind: str) -> FacilityTable:
+        """A facility type by row, as answers show it (see :meth:`FacilityTable.responder`)."""
+        return self._facility_tables[kind]
 
     def parent_of(self, layer: str, zone_id: str) -> str | None:
         """The parent zone id of ``zone_id`` in a child layer (None when not nested)."""
@@ -190,26 +219,22 @@ def _text_list(values: np.ndarray | None, n: int) -> list[str | None]:
     ]
 
 
-def _layer_table(layer: ZoneLayer) -> LayerTable:
+def _layer_table(name: str, layer: ZoneLayer) -> LayerTable:
     ids = [str(v) for v in layer.ids.tolist()]
-    return LayerTable(layer.version, ids, _text_list(layer.names, len(ids)))
+    return LayerTable(name, layer.version, ids, _text_list(layer.names, len(ids)))
 
 
-def _facility_table(fs: FacilitySet) -> FacilityTable:
+def _facility_table(kind: str, fs: FacilitySet) -> FacilityTable:
     ids = [str(v) for v in fs.ids.tolist()]
-    return FacilityTable(ids, _text_list(fs.names, len(ids)), fs.lon.tolist(), fs.lat.tolist())
+    names = _text_list(fs.names, len(ids))
+    return FacilityTable(kind, ids, names, fs.lon.tolist(), fs.lat.tolist())
 
 
-def _point_layer(name: str, table: LayerTable, index: ZoneIndex) -> _PointLayer:
-    inside = [Candidate(zid, zname, 0.0) for zid, zname in zip(table.ids, table.names, strict=True)]
+def _point_layer(name: str, index: ZoneIndex) -> _PointLayer:
     # The scalar fast path ``lookup_one(lon, lat) -> (primary, status, [(zone, metres)])`` is
     # used when the zone index offers it; otherwise _lookup_array gives the same answer.
     one = getattr(index, "lookup_one", None)
-    return _PointLayer(name, table.version, table.ids, table.names, inside, index, one)
-
-
-def _fields(table: FacilityTable) -> tuple[list[str], list[str | None], list[float], list[float]]:
-    return table.ids, table.names, table.lon, table.lat
+    return _PointLayer(name, index, one)
 
 
 def _parent_ids(child: ZoneLayer, parent: ZoneLayer) -> dict[str, str]:

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
 from geo_router.cli.app import app
+from geo_router.encoding.json import dumps, route_result_dict
 from geo_router.errors import GeoRouterError, InputError
 from geo_router.settings import DEMO_CITY_PROFILE
 
@@ -121,7 +121,7 @@ def route_command(
         point_lon, point_lat = require_lonlat(*_point_from_options(lon, lat, x, y, crs))
         router = load_router(city, tolerance_m)
         result = router.route(point_lon, point_lat, category=category, k=k)
-    typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    typer.echo(dumps(route_result_dict(result), indent=True))
 
 
 @app.command("route-file")
@@ -195,7 +195,7 @@ def _report_text(report: Any) -> str:
     to_text: Callable[[], str] | None = getattr(report, "to_text", None)
     if to_text is not None:
         return to_text()
-    return orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode()
+    return dumps(report.to_dict(), indent=True).decode()
 
 
 @app.command("validate")
@@ -217,9 +217,7 @@ def validate_command(
             raise InputError(f"{layer_file}: no id field {id_field!r} (columns: {columns})")
         report = validate_layer(gdf, id_field)
     if as_json:
-        typer.echo(
-            orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-        )
+        typer.echo(dumps(report.to_dict(), indent=True))
     else:
         typer.echo(_report_text(report))
     verdict = "refused" if report.refused else "accepted"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from api.serialize import (
+from geo_router.encoding.batch import (
     _distance_bearing_columns,
     _distance_bearing_tokens_orjson,
     encode_batch_rows,

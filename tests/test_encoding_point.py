@@ -12,13 +12,13 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.point_json import encode_point_hits
-from api.serialize import dumps, route_result_dict
 from geo_router.city.router import Router
+from geo_router.encoding.json import dumps, route_answer_dict
+from geo_router.encoding.point import encode_point_hits
 
 
 def _general(router: Any, lon: float, lat: float, category: str | None, k: int) -> bytes:
-    return dumps(route_result_dict(router.route(lon, lat, category=category, k=k), "rid-1"))
+    return dumps(route_answer_dict(router.route(lon, lat, category=category, k=k), "rid-1"))
 
 
 def _fast(router: Any, lon: float, lat: float, category: str | None, k: int) -> bytes:
