@@ -26,7 +26,6 @@ __all__ = [
     "get_secrets",
     "get_settings",
     "get_store",
-    "request_id",
     "require_roles",
 ]
 
@@ -104,9 +103,3 @@ def require_roles(*roles: str) -> Callable[[Request], Awaitable[Any]]:
 
     dependency.__name__ = f"require_{'_'.join(roles) or 'admin'}"
     return dependency
-
-
-def request_id(request: Request) -> str | None:
-    """The id of this request (set by the request-id middleware)."""
-    state = request.scope.get("state")
-    return state.get("request_id") if isinstance(state, dict) else None
