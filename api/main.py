@@ -10,7 +10,6 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.app import create_app, load_city
-from api.malloc_tuning import tune_malloc
 from geo_router.errors import ConfigurationError
 from geo_router.intake.secrets import Secrets
 from geo_router.settings import Settings
@@ -29,7 +28,6 @@ def create_app_from_env() -> FastAPI:
     except ConfigurationError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         raise SystemExit(3) from None
-    tune_malloc()  # batches route in worker threads: keep their memory mapped between them
     return create_app(settings, city_loader=load_city_for_serving)
 
 
