@@ -284,7 +284,7 @@ def create_app(
     state.auth = None
     state.load_error = None
     state.ready_event = threading.Event()
-    state.metrics = Metrics(settings.metrics_dir)
+    state.metrics = Metrics()
 
     install_error_handlers(app)
     # Added last = outermost: the request id exists before anything can answer. The GET

@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     rate_limit_per_hour: int = Field(20, ge=1, description="Non-emergency reports per number.")
     metrics_dir: Path | None = Field(
         None,
-        description="Folder the worker processes share so /metrics counts all of them "
-        "(geo-router serve makes one for --workers > 1).",
+        description="Folder of the worker processes' metric files with --workers > 1 "
+        "(PROMETHEUS_MULTIPROC_DIR); geo-router serve makes a temporary one when unset.",
     )
     idempotency_ttl_hours: float = Field(
         24.0, gt=0, le=24 * 90, description="How long an Idempotency-Key replays its answer."

@@ -3,6 +3,13 @@
 The library never imports the web layer: uvicorn gets the import string of the app factory
 and the settings travel through ``GEO_ROUTER_*`` environment variables (each worker builds
 its own app from them).
+
+With ``--workers N`` (N > 1) a scrape of ``/metrics`` reaches one worker, so the workers keep
+their metrics in prometheus_client's multiprocess mode: ``serve`` sets
+``PROMETHEUS_MULTIPROC_DIR`` for them to ``GEO_ROUTER_METRICS_DIR``, or to a temporary folder
+removed when the server stops, after deleting the metric files a previous run left there. A
+``PROMETHEUS_MULTIPROC_DIR`` already in the environment is used as it is (whatever N), and
+cleared of old files alike.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from geo_router.settings import Settings, is_loopback_host
 
 #: The uvicorn factory that builds the app from the environment.
 APP_FACTORY = "api.main:create_app_from_env"
+
+#: prometheus_client's multiprocess mode: set, every metric of the process lives in files there.
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 EXIT_REFUSED = 2
 
@@ -46,6 +56,25 @@ def count_active_keys(settings: Settings) -> int:
         if note:
             typer.echo(f"info: {note}", err=True)
         return int(store.keys.count_active())
+
+
+def metrics_folder(settings: Settings) -> tuple[Path | None, bool]:
+    """The workers' multiprocess metrics folder, emptied of old metric files, and whether it
+    is a temporary one to remove afterwards; (None, False) for one worker.
+
+    prometheus_client adds up every file in the folder, so the files of an earlier run would
+    count its requests again: they are deleted first.
+    """
+    preset = os.environ.get(MULTIPROC_DIR_ENV) or None
+    if preset is None and settings.workers == 1:
+        return None, False
+    if preset is None and settings.metrics_dir is None:
+        return Path(tempfile.mkdtemp(prefix="geo_router_metrics_")), True
+    folder = Path(preset or str(settings.metrics_dir))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return folder, False
 
 
 def _fail(message: str) -> typer.Exit:
@@ -103,11 +132,12 @@ def serve(
     else:
         typer.echo(f"  protected: {active} active API key(s); send 'Authorization: Bearer KEY'")
     os.environ.setdefault("GEO_ROUTER_CITY", str(settings.city))
-    shared_metrics = None
-    if settings.workers > 1 and settings.metrics_dir is None:
-        # Each worker publishes its request counts here, so a scrape sees all of them.
-        shared_metrics = tempfile.mkdtemp(prefix="geo_router_metrics_")
-        os.environ["GEO_ROUTER_METRICS_DIR"] = shared_metrics
+    try:
+        metrics_dir, temporary = metrics_folder(settings)
+    except OSError as exc:
+        raise _fail(f"cannot prepare the metrics folder: {exc}") from None
+    if metrics_dir is not None:
+        os.environ[MULTIPROC_DIR_ENV] = str(metrics_dir)
 
     import uvicorn
 
@@ -121,5 +151,5 @@ def serve(
             access_log=False,
         )
     finally:
-        if shared_metrics is not None:
-            shutil.rmtree(shared_metrics, ignore_errors=True)
+        if temporary and metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
