@@ -10,7 +10,7 @@ import itertools
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 __all__ = ["REQUEST_ID_OK", "new_request_id", "request_id_of", "set_request_id"]
@@ -48,7 +48,7 @@ def new_request_id() -> bytes:
     return _REQUEST_IDS.next()
 
 
-def set_request_id(scope: dict[str, Any], request_id: str) -> None:
+def set_request_id(scope: MutableMapping[str, Any], request_id: str) -> None:
     """Record the request's id in its scope (the middleware does, before anything answers)."""
     state = scope.get("state")
     if state is None:

@@ -50,7 +50,7 @@ class Metrics:
             self.registry = own
         else:
             self.registry = CollectorRegistry()
-            MultiProcessCollector(self.registry, path=str(self._folder))
+            MultiProcessCollector(self.registry, path=str(self._folder))  # type: ignore[no-untyped-call]
         self._requests = Counter(
             "geo_router_http_requests",
             "HTTP requests by route template, method and status.",
@@ -107,4 +107,4 @@ class Metrics:
     def close(self) -> None:
         """At shutdown: in multiprocess mode, this worker's live gauges leave the sums."""
         if self._folder is not None:
-            mark_process_dead(os.getpid(), str(self._folder))
+            mark_process_dead(os.getpid(), str(self._folder))  # type: ignore[no-untyped-call]

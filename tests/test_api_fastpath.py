@@ -12,14 +12,14 @@ from starlette.types import Receive, Scope, Send
 
 from api.app import GeoRouterAPI, create_app
 from api.fastpath import RoutePointFastPath
-from geo_router.settings import Settings
+from api.settings import AppSettings
 
 POINT = {"lon": 107.6, "lat": -6.9}
 
 
 @pytest.fixture(scope="module")
 def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings_ = Settings(data_dir=tmp_path_factory.mktemp("fastpath"), _env_file=None)
+    settings_ = AppSettings.of(data_dir=tmp_path_factory.mktemp("fastpath"), _env_file=None)
     app = create_app(settings_, city_loader=lambda s: (demo_router, None))
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
