@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -31,30 +30,13 @@ __all__ = [
 log = logging.getLogger("geo_router.api")
 
 
-async def _send_problem(
-    scope: Scope,
-    send: Send,
-    status: int,
-    detail: str,
-    *,
-    type_uri: str = "about:blank",
-    extra: dict[str, Any] | None = None,
-    headers: Sequence[tuple[bytes, bytes]] = (),
-) -> None:
+async def _send_problem(send: Send, body: dict[str, Any], *headers: tuple[bytes, bytes]) -> None:
     """Answer a problem+json document straight on the ASGI ``send`` (outside FastAPI)."""
-    body = problem_body(
-        status,
-        detail,
-        type_uri=type_uri,
-        instance=scope.get("path"),
-        request_id=request_id_of(scope),
-        extra=extra,
-    )
     content = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": body["status"],
             "headers": [
                 (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(content)).encode()),
@@ -123,9 +105,13 @@ class CatchAllMiddleware:
             )
             if started:  # too late for a problem document: let the server drop the connection
                 raise
-            await _send_problem(
-                scope, send, 500, "internal error; quote the request_id when reporting it"
+            body = problem_body(
+                500,
+                "internal error; quote the request_id when reporting it",
+                instance=scope.get("path"),
+                request_id=request_id_of(scope),
             )
+            await _send_problem(send, body)
 
 
 class _BodyTooLarge(Exception):
@@ -135,15 +121,15 @@ class _BodyTooLarge(Exception):
 async def _send_413(scope: Scope, send: Send, limit: int, *, declared: int | None) -> None:
     """Answer 413 problem+json naming the limit."""
     got = f"Content-Length {declared}" if declared is not None else "the streamed body"
-    await _send_problem(
-        scope,
-        send,
+    body = problem_body(
         413,
         f"request body too large: {got} exceeds the limit of {limit} bytes",
         type_uri=PROBLEM_TYPE_BASE + "body-too-large",
+        instance=scope.get("path"),
+        request_id=request_id_of(scope),
         extra={"limit_bytes": limit},
-        headers=[(b"connection", b"close")],
     )
+    await _send_problem(send, body, (b"connection", b"close"))
 
 
 class BodyLimitMiddleware:

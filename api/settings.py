@@ -8,7 +8,6 @@ its lifespan and its dependencies hand each consumer the one part it needs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pydantic import Field
 from pydantic_settings.sources import ENV_FILE_SENTINEL, DotenvType
@@ -20,6 +19,7 @@ from geo_router.settings import (
     SecretsSettings,
     ServerSettings,
     StoreSettings,
+    cached_factory,
     intake_settings,
     load_settings,
     routing_settings,
@@ -40,10 +40,7 @@ class ApiSettings(EnvironmentSettings):
     )
 
 
-@lru_cache(maxsize=1)
-def api_settings() -> ApiSettings:
-    """API settings from the environment, read once."""
-    return load_settings(ApiSettings)
+api_settings = cached_factory(ApiSettings)
 
 
 #: The parts of ``AppSettings``, by field name.
@@ -110,24 +107,13 @@ class AppSettings:
         }
         return cls(**parts)  # type: ignore[arg-type]  # each part is its field's type (_PARTS)
 
-    # Transitional (issue 9): flat reads such as ``app.state.settings.default_k`` by routers
-    # of the parallel redesign branches. Delete once none remain.
-    @property
-    def default_k(self) -> int:
-        """``routing.default_k`` (transitional)."""
-        return self.routing.default_k
+    def __getattr__(self, name: str) -> object:
+        """Transitional (issue 9): a flat read, ``settings.default_k``, from the declaring part.
 
-    @property
-    def batch_limit(self) -> int:
-        """``routing.batch_limit`` (transitional)."""
-        return self.routing.batch_limit
-
-    @property
-    def rate_limit_per_hour(self) -> int:
-        """``intake.rate_limit_per_hour`` (transitional)."""
-        return self.intake.rate_limit_per_hour
-
-    @property
-    def idempotency_ttl_hours(self) -> float:
-        """``intake.idempotency_ttl_hours`` (transitional)."""
-        return self.intake.idempotency_ttl_hours
+        Only for routers of the parallel redesign branches that still read flat names
+        (route, reports, open311, fastpath); delete once they read the parts.
+        """
+        part = _OWNER.get(name)
+        if part is None:
+            raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
+        return getattr(getattr(self, part), name)

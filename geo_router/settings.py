@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from platformdirs import user_data_path
 from pydantic import Field, ValidationError
@@ -30,6 +30,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo_router.errors import ConfigurationError
 from zones_data import DEMO_CITY_PROFILE
+
+if TYPE_CHECKING:
+    from functools import _lru_cache_wrapper
 
 __all__ = [
     "DEMO_CITY_PROFILE",
@@ -40,6 +43,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StoreSettings",
+    "cached_factory",
     "default_data_dir",
     "intake_settings",
     "invalid_settings_message",
@@ -165,34 +169,25 @@ def load_settings(part: type[_Part], **values: object) -> _Part:
         raise ConfigurationError(invalid_settings_message(exc)) from None
 
 
-@lru_cache(maxsize=1)
-def routing_settings() -> RoutingSettings:
-    """Routing settings from the environment, read once."""
-    return load_settings(RoutingSettings)
+def cached_factory(part: type[_Part]) -> _lru_cache_wrapper[_Part]:
+    """The one factory of ``part``: reads the environment on its first call, then reuses it.
+
+    ``factory.cache_clear()`` forgets it (tests that change the environment do).
+    """
+
+    @lru_cache(maxsize=1)
+    def factory() -> _Part:
+        return load_settings(part)
+
+    factory.__doc__ = f"{part.__name__} from the environment, read once."
+    return factory
 
 
-@lru_cache(maxsize=1)
-def store_settings() -> StoreSettings:
-    """Store settings from the environment, read once."""
-    return load_settings(StoreSettings)
-
-
-@lru_cache(maxsize=1)
-def secrets_settings() -> SecretsSettings:
-    """Secrets settings from the environment, read once."""
-    return load_settings(SecretsSettings)
-
-
-@lru_cache(maxsize=1)
-def intake_settings() -> IntakeSettings:
-    """Intake settings from the environment, read once."""
-    return load_settings(IntakeSettings)
-
-
-@lru_cache(maxsize=1)
-def server_settings() -> ServerSettings:
-    """Server settings from the environment, read once."""
-    return load_settings(ServerSettings)
+routing_settings = cached_factory(RoutingSettings)
+store_settings = cached_factory(StoreSettings)
+secrets_settings = cached_factory(SecretsSettings)
+intake_settings = cached_factory(IntakeSettings)
+server_settings = cached_factory(ServerSettings)
 
 
 def is_loopback_host(host: str) -> bool:
