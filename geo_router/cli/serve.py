@@ -143,8 +143,8 @@ def serve(
     service refuses to start until a key exists (``geo-router keys create``).
     """
     try:
-        # Not the cached factories: the options win, and a 1-worker server reads the
-        # environment again in this very process once serve has put them there.
+        # Built here, not by the cached factories: the options win over the environment,
+        # and a 1-worker server (this very process) reads the parts serve puts there.
         routing = load_settings(RoutingSettings, **_given(city=city))
         server = load_settings(ServerSettings, **_given(host=host, port=port, workers=workers))
         store = store_settings()
