@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` opens the store and loads the secrets before serving; the city
 (``Router`` + geocoder) loads in a background thread so ``/livez`` answers at once while
-``/readyz`` stays 503 until the layers are in.
+``/readyz`` stays 503 until the layers are in. The app is built from an ``AppSettings``;
+each step is handed the part it needs (routing, store, secrets, server, api).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -42,14 +43,27 @@ from api.routers import (
     subscribers,
 )
 from api.serialize import ORJSONResponse
-from geo_router.settings import Settings
+from api.settings import AppSettings
+from geo_router.settings import RoutingSettings
+
+if TYPE_CHECKING:
+    from geo_router.city.router import Router
+    from geo_router.intake.geocode import Geocoder
+    from geo_router.intake.secrets import Secrets
+    from geo_router.store.database import Store
 
 __all__ = ["OPENAPI_TAGS", "create_app", "load_city", "open_secrets", "open_store"]
 
 log = logging.getLogger("geo_router.api")
 
-#: Loads the city: ``settings -> (router, geocoder or None)``.
-CityLoader = Callable[[Settings], tuple[Any, Any]]
+#: The city: a router, and a geocoder when the city has address points.
+City = tuple["Router", "Geocoder | None"]
+#: Loads the city for the app's settings (tests inject slow or fake ones).
+CityLoader = Callable[[AppSettings], City]
+#: Opens the store for the app's settings.
+StoreOpener = Callable[[AppSettings], "Store"]
+#: Loads the secrets for the app's settings.
+SecretsLoader = Callable[[AppSettings], "Secrets"]
 
 OPENAPI_TAGS = [
     {"name": "routing", "description": "Which zones hold a location, who responds."},
@@ -63,7 +77,7 @@ OPENAPI_TAGS = [
 ]
 
 
-def load_city(settings: Settings) -> tuple[Any, Any]:
+def load_city(settings: RoutingSettings) -> City:
     """Build the ``Router`` from ``settings.city`` and the geocoder (None without addresses)."""
     from geo_router.city.router import Router
 
@@ -76,21 +90,25 @@ def load_city(settings: Settings) -> tuple[Any, Any]:
     return router, geocoder
 
 
-def open_store(settings: Settings) -> Any:
+def _load_city(settings: AppSettings) -> City:
+    return load_city(settings.routing)
+
+
+def open_store(settings: AppSettings) -> Store:
     """Open (and, for the embedded default, migrate) the database store."""
     from geo_router.store.database import Store
 
-    return Store.open(settings)
+    return Store.open(settings.store)
 
 
-def open_secrets(settings: Settings) -> Any:
+def open_secrets(settings: AppSettings) -> Secrets:
     """Load the pepper and encryption key."""
     from geo_router.intake.secrets import Secrets
 
-    return Secrets.load(settings)
+    return Secrets.load(settings.secrets, settings.store)
 
 
-def _snapshot_versions(router: Any) -> tuple[dict[str, str], dict[str, str]]:
+def _snapshot_versions(router: Router) -> tuple[dict[str, str], dict[str, str]]:
     """Layer and facility versions of the router's current snapshot."""
     snap = router.snapshot
     layers = {name: str(layer.version) for name, layer in snap.layers.items()}
@@ -101,19 +119,20 @@ def _snapshot_versions(router: Any) -> tuple[dict[str, str], dict[str, str]]:
 def _load_in_background(app: FastAPI, loader: CityLoader) -> threading.Thread:
     """Start the thread that loads the city and flips readiness."""
     state = app.state
+    city = state.settings.routing.city
 
     def run() -> None:
         try:
             router, geocoder = loader(state.settings)
         except Exception as exc:  # reported by /readyz; the process lives on
-            log.exception("loading the city %s failed", state.settings.city)
+            log.exception("loading the city %s failed", city)
             state.load_error = f"{type(exc).__name__}: {exc}"
             return
         state.geocoder = geocoder
         state.router = router  # set last: readiness is "router is not None"
         state.metrics.set_versions(*_snapshot_versions(router))
         state.ready_event.set()
-        log.info("city %s loaded; ready", state.settings.city)
+        log.info("city %s loaded; ready", city)
 
     thread = threading.Thread(target=run, name="geo-router-city-loader", daemon=True)
     thread.start()
@@ -122,22 +141,20 @@ def _load_in_background(app: FastAPI, loader: CityLoader) -> threading.Thread:
 
 def _announce_mode(app: FastAPI) -> None:
     """Say at startup whether the service runs open (no keys, loopback) or protected."""
-    settings: Settings = app.state.settings
+    host = app.state.settings.server.host
     auth: Authenticator = app.state.auth
     if auth.open_mode():
         log.warning(
             "no API keys: running OPEN on loopback %s (every caller acts as admin); "
             "create a key with 'geo-router keys create' to protect the service",
-            settings.host,
+            host,
         )
     elif not auth.loopback and auth.keys.count_active() == 0:
-        log.warning(
-            "no API keys and bound to %s: every protected endpoint answers 401", settings.host
-        )
+        log.warning("no API keys and bound to %s: every protected endpoint answers 401", host)
 
 
-def _claim_store_city(settings: Settings, store: Any) -> str | None:
-    """Log which store serves and claim it for ``settings.city``; the refusal, if refused.
+def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
+    """Log which store serves and claim it for the city served; the refusal, if refused.
 
     A store created for another city is refused with one logged line (no traceback): the
     service then never becomes ready and does not expose that store.
@@ -147,11 +164,11 @@ def _claim_store_city(settings: Settings, store: Any) -> str | None:
     from geo_router.store.database import describe_store
 
     engine = getattr(store, "engine", None)
-    log.info("store: %s", describe_store(settings if engine is None else engine))
+    log.info("store: %s", describe_store(settings.store if engine is None else engine))
     if engine is None:  # an injected stand-in without a database
         return None
     try:
-        claim = claim_city_profile(engine, settings.city)
+        claim = claim_city_profile(engine, settings.routing.city)
     except StoreCityMismatchError as exc:
         log.error("%s", exc.message)
         return exc.message
@@ -164,19 +181,17 @@ def _claim_store_city(settings: Settings, store: Any) -> str | None:
 
 
 def _make_lifespan(
-    loader: CityLoader,
-    store_opener: Callable[[Settings], Any],
-    secrets_loader: Callable[[Settings], Any],
+    loader: CityLoader, store_opener: StoreOpener, secrets_loader: SecretsLoader
 ) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings: Settings = app.state.settings
+        settings: AppSettings = app.state.settings
         store = await run_in_threadpool(store_opener, settings)
         refused = await run_in_threadpool(_claim_store_city, settings, store)
         if refused is None:
             app.state.store = store
             app.state.secrets = await run_in_threadpool(secrets_loader, settings)
-            app.state.auth = Authenticator(store.keys, settings.host)
+            app.state.auth = Authenticator(store.keys, settings.server.host)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)
         else:
@@ -215,23 +230,23 @@ def _custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: AppSettings | None = None,
     *,
     city_loader: CityLoader | None = None,
-    store_opener: Callable[[Settings], Any] | None = None,
-    secrets_loader: Callable[[Settings], Any] | None = None,
+    store_opener: StoreOpener | None = None,
+    secrets_loader: SecretsLoader | None = None,
 ) -> FastAPI:
     """Build the geo_router FastAPI application.
 
     Parameters
     ----------
     settings
-        Service settings; ``Settings()`` (environment) when omitted.
+        Every settings part; ``AppSettings.from_env()`` when omitted.
     city_loader, store_opener, secrets_loader
-        Replacements for :func:`load_city`, :func:`open_store`, :func:`open_secrets`
-        (tests inject slow or fake ones).
+        Replacements for :func:`load_city` (of the routing part), :func:`open_store`,
+        :func:`open_secrets`; each is called with the whole ``AppSettings``.
     """
-    settings = settings or Settings()
+    settings = settings or AppSettings.from_env()
     app = FastAPI(
         title="geo_router",
         version=geo_router.__version__,
@@ -250,7 +265,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=_make_lifespan(
-            city_loader or load_city,
+            city_loader or _load_city,
             store_opener or open_store,
             secrets_loader or open_secrets,
         ),
@@ -264,11 +279,11 @@ def create_app(
     state.auth = None
     state.load_error = None
     state.ready_event = threading.Event()
-    state.metrics = Metrics(settings.metrics_dir)
+    state.metrics = Metrics()
 
     install_error_handlers(app)
     # Added last = outermost: the request id exists before anything can answer.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -38,10 +38,21 @@ OPEN_MODE_TTL_S = 2.0
 class Principal(Protocol):
     """Who is calling: an ``ApiKeyRecord`` or the open-mode principal."""
 
-    id: str
-    name: str
-    role: str
-    channel: str | None
+    @property
+    def id(self) -> str:
+        """The key's id."""
+
+    @property
+    def name(self) -> str:
+        """Who uses the key."""
+
+    @property
+    def role(self) -> str:
+        """One of ``ROLES``."""
+
+    @property
+    def channel(self) -> str | None:
+        """Intake keys: the channel they report through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +119,7 @@ class Authenticator:
         """Forget the cached open-mode answer (after creating or revoking keys)."""
         self._open_until = 0.0
 
-    def authenticate(self, headers: Mapping[str, str]) -> Any:
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The principal of a request; ``AuthenticationError`` without a usable key."""
         key = extract_key(headers)
         if key is None:
@@ -122,10 +133,10 @@ class Authenticator:
             if self.open_mode():
                 return OPEN_PRINCIPAL
             raise AuthenticationError("unknown or revoked API key")
-        return record
+        return record  # type: ignore[no-any-return]  # an ApiKeyRecord (KeyStore.verify)
 
 
-def check_role(principal: Any, roles: tuple[str, ...]) -> None:
+def check_role(principal: Principal, roles: tuple[str, ...]) -> None:
     """Raise ``PermissionDeniedError`` unless the principal is admin or holds one of ``roles``."""
     role = getattr(principal, "role", None)
     if role == ADMIN or role in roles:

@@ -1,60 +1,91 @@
-"""FastAPI dependencies: settings, the loaded city, the store, secrets, callers' roles.
+"""FastAPI dependencies: every one the routers use, each reading what the app holds.
 
-All are ``async def`` on purpose: FastAPI runs sync dependencies in a thread pool, which
-costs more than the work they do.
+Settings parts, the loaded city, the store, the secrets, the metrics, callers' roles. All
+are ``async def`` on purpose: FastAPI runs sync dependencies in a thread pool, which costs
+more than the work they do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from api.auth import ROLES, Authenticator, check_role
+from api.auth import ROLES, Authenticator, Principal, check_role
 from api.errors import NotReadyError
+from api.request_metrics import Metrics
+from api.settings import ApiSettings, AppSettings
 from geo_router.errors import ConfigurationError
 from geo_router.intake.locate import Locator
 from geo_router.intake.reports.service import ReportService
+from geo_router.intake.secrets import Secrets
 from geo_router.intake.subscribers.service import SubscriberService
-from geo_router.settings import Settings
+from geo_router.settings import IntakeSettings, RoutingSettings
+from geo_router.store.database import Store
 from geo_router.store.reports_repo import ReportsRepo
 from geo_router.store.subscribers_repo import SubscribersRepo
 
 if TYPE_CHECKING:
     from geo_router.city.router import Router
+    from geo_router.intake.geocode import Geocoder
 
 __all__ = [
+    "app_settings_of",
+    "get_api_settings",
     "get_geocoder",
+    "get_intake_settings",
+    "get_metrics",
     "get_principal",
     "get_report_service",
     "get_router",
+    "get_routing_settings",
     "get_secrets",
     "get_settings",
     "get_store",
     "get_subscriber_service",
     "report_service",
-    "request_id",
     "require_roles",
+    "router_or_503",
 ]
 
 
-async def get_settings(request: Request) -> Settings:
-    """The settings the app was created with."""
-    settings: Settings = request.app.state.settings
-    return settings
+def app_settings_of(request: Request) -> AppSettings:
+    """The settings the app was built with (from the environment for an app built otherwise)."""
+    settings = getattr(request.app.state, "settings", None)
+    return settings if isinstance(settings, AppSettings) else AppSettings.from_env()
+
+
+async def get_settings(request: Request) -> AppSettings:
+    """Every settings part the app was built with."""
+    return app_settings_of(request)
+
+
+async def get_routing_settings(request: Request) -> RoutingSettings:
+    """The routing settings (default k, batch limit, ...)."""
+    return app_settings_of(request).routing
+
+
+async def get_intake_settings(request: Request) -> IntakeSettings:
+    """The intake settings (rate limit, idempotency TTL)."""
+    return app_settings_of(request).intake
+
+
+async def get_api_settings(request: Request) -> ApiSettings:
+    """The web layer's own settings (body limit, map tiles)."""
+    return app_settings_of(request).api
 
 
 def router_or_503(request: Request) -> Router:
     """The loaded ``Router``; ``NotReadyError`` (503) while the layers are still loading."""
-    router = request.app.state.router
+    router: Router | None = request.app.state.router
     if router is None:
         error = request.app.state.load_error
         raise NotReadyError(
             f"city layers failed to load: {error}" if error else "city layers are still loading"
         )
-    return router  # type: ignore[no-any-return]
+    return router
 
 
 async def get_router(request: Request) -> Router:
@@ -62,29 +93,36 @@ async def get_router(request: Request) -> Router:
     return router_or_503(request)
 
 
-async def get_store(request: Request) -> Any:
+async def get_store(request: Request) -> Store:
     """The opened ``Store`` (``.engine``, ``.keys``, ``.dialect``)."""
-    store = request.app.state.store
+    store: Store | None = request.app.state.store
     if store is None:
         raise ConfigurationError("the database store is not open")
     return store
 
 
-async def get_secrets(request: Request) -> Any:
+async def get_secrets(request: Request) -> Secrets:
     """The loaded ``Secrets`` (pepper + encryption key)."""
-    secrets = request.app.state.secrets
+    secrets: Secrets | None = request.app.state.secrets
     if secrets is None:
         raise ConfigurationError("secrets are not loaded")
     return secrets
 
 
-async def get_geocoder(request: Request) -> Any:
+async def get_geocoder(request: Request) -> Geocoder | None:
     """The ``Geocoder``, or None when the city has no address points (503 until ready)."""
     router_or_503(request)
-    return request.app.state.geocoder
+    geocoder: Geocoder | None = request.app.state.geocoder
+    return geocoder
 
 
-async def get_principal(request: Request) -> Any:
+async def get_metrics(request: Request) -> Metrics:
+    """The app's Prometheus metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+async def get_principal(request: Request) -> Principal:
     """The caller: an ``ApiKeyRecord`` or the open-mode admin principal (401 otherwise)."""
     auth: Authenticator | None = request.app.state.auth
     if auth is None:
@@ -95,7 +133,7 @@ async def get_principal(request: Request) -> Any:
     return auth.authenticate(request.headers)
 
 
-def require_roles(*roles: str) -> Callable[[Request], Awaitable[Any]]:
+def require_roles(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency admitting callers holding one of ``roles`` (admin always passes).
 
     Returns the principal (``ApiKeyRecord`` or the open-mode principal); raises 401 without
@@ -106,19 +144,13 @@ def require_roles(*roles: str) -> Callable[[Request], Awaitable[Any]]:
         raise ValueError(f"unknown roles {sorted(unknown)}; known: {ROLES}")
     wanted = tuple(roles)
 
-    async def dependency(request: Request) -> Any:
+    async def dependency(request: Request) -> Principal:
         principal = await get_principal(request)
         check_role(principal, wanted)
         return principal
 
     dependency.__name__ = f"require_{'_'.join(roles) or 'admin'}"
     return dependency
-
-
-def request_id(request: Request) -> str | None:
-    """The id of this request (set by the request-id middleware)."""
-    state = request.scope.get("state")
-    return state.get("request_id") if isinstance(state, dict) else None
 
 
 # --- intake services -------------------------------------------------------------------------
@@ -137,16 +169,16 @@ def report_service(request: Request) -> ReportService:
     state = request.app.state
     if state.store is None or state.secrets is None:
         raise ConfigurationError("the database store is not open")
-    settings: Settings = state.settings
+    settings = app_settings_of(request)
     return ReportService(
         ReportsRepo(state.store.engine),
         Locator(SubscribersRepo(state.store.engine), state.geocoder),
         city,
         state.secrets,
         region=city.snapshot.profile.phone_region,
-        rate_limit_per_hour=settings.rate_limit_per_hour,
-        k=settings.default_k,
-        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        rate_limit_per_hour=settings.intake.rate_limit_per_hour,
+        k=settings.routing.default_k,
+        idempotency_ttl=timedelta(hours=settings.intake.idempotency_ttl_hours),
     )
 
 
@@ -157,8 +189,8 @@ async def get_report_service(request: Request) -> ReportService:
 
 async def get_subscriber_service(
     request: Request,
-    store: Annotated[Any, Depends(get_store)],
-    secrets: Annotated[Any, Depends(get_secrets)],
+    store: Annotated[Store, Depends(get_store)],
+    secrets: Annotated[Secrets, Depends(get_secrets)],
 ) -> SubscriberService:
     """The registry over the app's store; the city is fetched only when routing is needed.
 

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.request_ids import request_id_of
 from geo_router.errors import (
     AuthenticationError,
     BatchTooLargeError,
@@ -46,6 +47,7 @@ __all__ = [
     "install_error_handlers",
     "problem_body",
     "problem_response",
+    "request_id_of",
     "status_for",
 ]
 
@@ -118,12 +120,6 @@ def _type_uri(exc: GeoRouterError) -> str:
     name = type(exc).__name__.removesuffix("Error") or "error"
     slug = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
     return PROBLEM_TYPE_BASE + slug
-
-
-def request_id_of(request: Request) -> str | None:
-    """The request id set by the request-id middleware (None outside it)."""
-    state = request.scope.get("state")
-    return state.get("request_id") if isinstance(state, dict) else None
 
 
 def problem_body(

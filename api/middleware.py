@@ -7,11 +7,7 @@ not a task and a queue per request.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
-import os
-import re
-import secrets
 import time
 from typing import Any
 
@@ -19,9 +15,11 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_body
+from api.request_ids import REQUEST_ID_OK, new_request_id, request_id_of, set_request_id
 from api.request_metrics import Metrics
 
 __all__ = [
+    "REQUEST_ID_OK",
     "BodyLimitMiddleware",
     "CatchAllMiddleware",
     "MetricsMiddleware",
@@ -31,44 +29,22 @@ __all__ = [
 
 log = logging.getLogger("geo_router.api")
 
-REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
-
-class _RequestIds:
-    """Request ids: 32 hex digits, a random per-process half and a counter half.
-
-    Unique like uuid4 (a fresh random half per process, forks included) at a tenth of its
-    cost on the hot path; request ids are labels, not secrets.
-    """
-
-    def __init__(self) -> None:
-        self.reseed()
-        os.register_at_fork(after_in_child=self.reseed)
-
-    def reseed(self) -> None:
-        """A new random half and a fresh counter (in a new process)."""
-        self.prefix = secrets.token_hex(8).encode()
-        self.counter = itertools.count(1)
-
-    def next(self) -> bytes:
-        """The next id."""
-        return b"%s%016x" % (self.prefix, next(self.counter))
-
-
-_REQUEST_IDS = _RequestIds()
-
-
-def new_request_id() -> bytes:
-    """A fresh request id (32 hex digits, unique across processes)."""
-    return _REQUEST_IDS.next()
-
-
-def _state(scope: Scope) -> dict[str, Any]:
-    """The per-request state dict Starlette exposes as ``request.state``."""
-    state = scope.get("state")
-    if state is None:
-        state = scope["state"] = {}
-    return state  # type: ignore[no-any-return]
+async def _send_problem(send: Send, body: dict[str, Any], *headers: tuple[bytes, bytes]) -> None:
+    """Answer a problem+json document straight on the ASGI ``send`` (outside FastAPI)."""
+    content = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": body["status"],
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(content)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})
 
 
 class RequestIdMiddleware:
@@ -89,7 +65,7 @@ class RequestIdMiddleware:
                 break
         if not rid:
             rid = new_request_id()
-        _state(scope)["request_id"] = rid.decode()
+        set_request_id(scope, rid.decode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -133,20 +109,9 @@ class CatchAllMiddleware:
                 500,
                 "internal error; quote the request_id when reporting it",
                 instance=scope.get("path"),
-                request_id=_state(scope).get("request_id"),
+                request_id=request_id_of(scope),
             )
-            content = orjson.dumps(body)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                        (b"content-length", str(len(content)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": content})
+            await _send_problem(send, body)
 
 
 class _BodyTooLarge(Exception):
@@ -161,22 +126,10 @@ async def _send_413(scope: Scope, send: Send, limit: int, *, declared: int | Non
         f"request body too large: {got} exceeds the limit of {limit} bytes",
         type_uri=PROBLEM_TYPE_BASE + "body-too-large",
         instance=scope.get("path"),
-        request_id=_state(scope).get("request_id"),
+        request_id=request_id_of(scope),
         extra={"limit_bytes": limit},
     )
-    content = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(content)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": content})
+    await _send_problem(send, body, (b"connection", b"close"))
 
 
 class BodyLimitMiddleware:

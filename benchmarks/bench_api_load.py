@@ -714,7 +714,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 (app, ready, folder / f"{t}_{workers}.log")
                 for t, (app, ready, _) in targets.items()
             ]
-            with serving_all(specs, workers, env) as servers:
+            block_env = env
+            if workers > 1:  # as geo-router serve runs them: metrics in multiprocess mode
+                metrics = folder / f"metrics_{workers}"
+                metrics.mkdir()
+                block_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+            with serving_all(specs, workers, block_env) as servers:
                 by_target = dict(zip(targets, servers, strict=True))
                 runs: dict[str, list[LoadResult]] = {t: [] for t in targets}
                 for round_no in range(args.rounds):  # alternate: drift hits both alike

@@ -1,18 +1,60 @@
-"""Service settings, read from ``GEO_ROUTER_*`` environment variables (and ``.env``)."""
+"""Service settings by concern, read from ``GEO_ROUTER_*`` environment variables (and ``.env``).
+
+One class per concern, each with one cached factory that reads the environment once:
+
+=================  =====================  ======================================================
+class              factory                knobs
+=================  =====================  ======================================================
+RoutingSettings    ``routing_settings()``  city profile, boundary tolerance, default k, batch limit
+StoreSettings      ``store_settings()``    data dir, database URL
+SecretsSettings    ``secrets_settings()``  production, pepper, encryption key, secrets file
+IntakeSettings     ``intake_settings()``   rate limit per number, idempotency TTL
+ServerSettings     ``server_settings()``   host, port, worker processes, their metrics folder
+=================  =====================  ======================================================
+
+Every consumer takes the part it needs (``Store.open(store)``, ``Secrets.load(secrets, store)``).
+The web layer adds its own (``api/settings.py``). A bad value raises ``ConfigurationError``
+naming the variable, in one line.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from platformdirs import user_data_path
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from geo_router.errors import ConfigurationError
 from zones_data import DEMO_CITY_PROFILE
 
-__all__ = ["DEMO_CITY_PROFILE", "Settings", "default_data_dir", "get_settings", "is_loopback_host"]
+if TYPE_CHECKING:
+    from functools import _lru_cache_wrapper
+
+__all__ = [
+    "DEMO_CITY_PROFILE",
+    "EnvironmentSettings",
+    "IntakeSettings",
+    "RoutingSettings",
+    "SecretsSettings",
+    "ServerSettings",
+    "StoreSettings",
+    "cached_factory",
+    "default_data_dir",
+    "intake_settings",
+    "invalid_settings_message",
+    "is_loopback_host",
+    "load_settings",
+    "routing_settings",
+    "secrets_settings",
+    "server_settings",
+    "store_settings",
+]
+
+ENV_PREFIX = "GEO_ROUTER_"
 
 
 def default_data_dir() -> Path:
@@ -20,43 +62,30 @@ def default_data_dir() -> Path:
     return user_data_path("geo-router", appauthor=False)
 
 
-class Settings(BaseSettings):
-    """Every knob of the service; each field is ``GEO_ROUTER_<NAME>`` in the environment."""
+class EnvironmentSettings(BaseSettings):
+    """Base of every part: field ``name`` is ``GEO_ROUTER_<NAME>`` (environment or ``.env``)."""
 
-    model_config = SettingsConfigDict(env_prefix="GEO_ROUTER_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+
+class RoutingSettings(EnvironmentSettings):
+    """What the router serves and how it answers."""
 
     city: Path = Field(DEMO_CITY_PROFILE, description="City profile (TOML) to serve.")
+    boundary_tolerance_m: float = Field(10.0, ge=0, le=1000)
+    default_k: int = Field(3, ge=1, le=50)
+    batch_limit: int = Field(10_000, ge=1)
+
+
+class StoreSettings(EnvironmentSettings):
+    """Where the database lives."""
+
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Embedded database and secrets; a per-user folder unless set.",
     )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means SQLite in data_dir (embedded default)."
-    )
-    production: bool = Field(
-        False, description="Refuse to start without configured secrets (no generated files)."
-    )
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    boundary_tolerance_m: float = Field(10.0, ge=0, le=1000)
-    default_k: int = Field(3, ge=1, le=50)
-    batch_limit: int = Field(10_000, ge=1)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    tile_url: str | None = Field(
-        None, description="XYZ tile URL for the map page; none by default."
-    )
-    pepper: str | None = Field(None, description="HMAC pepper for phone lookups (secret).")
-    encryption_key: str | None = Field(None, description="Fernet key for phones/addresses.")
-    secrets_file: Path | None = Field(None, description="File holding pepper + encryption key.")
-    rate_limit_per_hour: int = Field(20, ge=1, description="Non-emergency reports per number.")
-    metrics_dir: Path | None = Field(
-        None,
-        description="Folder the worker processes share so /metrics counts all of them "
-        "(geo-router serve makes one for --workers > 1).",
-    )
-    idempotency_ttl_hours: float = Field(
-        24.0, gt=0, le=24 * 90, description="How long an Idempotency-Key replays its answer."
     )
 
     @property
@@ -69,11 +98,87 @@ class Settings(BaseSettings):
         """The configured database URL, or the embedded SQLite file."""
         return self.database_url or f"sqlite:///{self.sqlite_path}"
 
+    @property
+    def external(self) -> bool:
+        """Whether the database is a server (not a SQLite file on this host)."""
+        url = self.database_url
+        return bool(url and not url.startswith("sqlite"))
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings from the environment, read once (tests build their own ``Settings``)."""
-    return Settings()
+
+class SecretsSettings(EnvironmentSettings):
+    """The pepper and encryption key, or where to find them."""
+
+    production: bool = Field(
+        False, description="Refuse to start without configured secrets (no generated files)."
+    )
+    pepper: str | None = Field(None, description="HMAC pepper for phone lookups (secret).")
+    encryption_key: str | None = Field(None, description="Fernet key for phones/addresses.")
+    secrets_file: Path | None = Field(None, description="File holding pepper + encryption key.")
+
+
+class IntakeSettings(EnvironmentSettings):
+    """Limits of report intake."""
+
+    rate_limit_per_hour: int = Field(20, ge=1, description="Non-emergency reports per number.")
+    idempotency_ttl_hours: float = Field(
+        24.0, gt=0, le=24 * 90, description="How long an Idempotency-Key replays its answer."
+    )
+
+
+class ServerSettings(EnvironmentSettings):
+    """The server processes ``geo-router serve`` starts: address, count, shared metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    metrics_dir: Path | None = Field(
+        None,
+        description="Folder of the worker processes' metric files with --workers > 1 "
+        "(PROMETHEUS_MULTIPROC_DIR); geo-router serve makes a temporary one when unset.",
+    )
+
+
+_Part = TypeVar("_Part", bound=BaseSettings)
+
+
+def invalid_settings_message(exc: ValidationError) -> str:
+    """One line naming each bad ``GEO_ROUTER_*`` variable (never its value: it may be secret)."""
+    problems = []
+    for error in exc.errors():
+        name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+        problems.append(f"{name}: {error['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
+def load_settings(part: type[_Part], **values: object) -> _Part:
+    """``part`` from the environment, ``values`` first; a bad value is a ``ConfigurationError``."""
+    # Any: BaseSettings takes the fields and its own options (``_env_file``) as keywords.
+    keywords: dict[str, Any] = values
+    try:
+        return part(**keywords)
+    except ValidationError as exc:
+        raise ConfigurationError(invalid_settings_message(exc)) from None
+
+
+def cached_factory(part: type[_Part]) -> _lru_cache_wrapper[_Part]:
+    """The one factory of ``part``: reads the environment on its first call, then reuses it.
+
+    ``factory.cache_clear()`` forgets it (tests that change the environment do).
+    """
+
+    @lru_cache(maxsize=1)
+    def factory() -> _Part:
+        return load_settings(part)
+
+    factory.__doc__ = f"{part.__name__} from the environment, read once."
+    return factory
+
+
+routing_settings = cached_factory(RoutingSettings)
+store_settings = cached_factory(StoreSettings)
+secrets_settings = cached_factory(SecretsSettings)
+intake_settings = cached_factory(IntakeSettings)
+server_settings = cached_factory(ServerSettings)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from api.settings import api_settings
+from geo_router import settings as _settings
 from geo_router.settings import DEMO_CITY_PROFILE
 
 # Tests never touch a user's real store: every command and app they start (in process or as a
@@ -22,6 +24,24 @@ os.environ["GEO_ROUTER_DATA_DIR"] = _TEST_DATA_DIR
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Remove the test session's data dir."""
     shutil.rmtree(_TEST_DATA_DIR, ignore_errors=True)
+
+
+#: The cached settings factories (each reads the environment once per process).
+_SETTINGS_FACTORIES = (
+    _settings.routing_settings,
+    _settings.store_settings,
+    _settings.secrets_settings,
+    _settings.intake_settings,
+    _settings.server_settings,
+    api_settings,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> None:
+    """Tests change the environment between them: each reads its settings afresh."""
+    for factory in _SETTINGS_FACTORIES:
+        factory.cache_clear()
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import extract_key, is_loopback_host
-from geo_router.settings import Settings
+from api.settings import AppSettings
 from geo_router.store import Store
 
 ROLE_TABLE = Path(__file__).parent / "data" / "role_table.csv"
@@ -41,9 +41,9 @@ def _app_routes(app: Any) -> set[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def keyed(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """An app with one key per role, plus a revoked key."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api_auth"), _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_auth"), _env_file=None)
     keys: dict[str, str] = {}
-    with Store.open(settings) as store:
+    with Store.open(settings.store) as store:
         for role in ROLES:
             channel = "call" if role == "intake" else None
             keys[role], _ = store.keys.create(role, f"test-{role}", channel=channel)
@@ -126,14 +126,14 @@ def test_401_carries_www_authenticate_and_403_names_the_role(keyed: dict[str, An
 
 def test_open_mode_only_on_loopback(demo_router: Any, tmp_path: Path) -> None:
     loopback = create_app(
-        Settings(data_dir=tmp_path / "a", _env_file=None),
+        AppSettings.of(data_dir=tmp_path / "a", _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
     with TestClient(loopback) as client:
         loopback.state.ready_event.wait(60)
         assert client.post("/v1/route/batch", json={"points": []}).status_code == 200
     exposed = create_app(
-        Settings(data_dir=tmp_path / "b", host="0.0.0.0", _env_file=None),
+        AppSettings.of(data_dir=tmp_path / "b", host="0.0.0.0", _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
     with TestClient(exposed) as client:

@@ -11,13 +11,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.route_input import parse_bbox
+from api.settings import AppSettings
 from geo_router.errors import InputError
-from geo_router.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api_coll"), _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_coll"), _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60), app.state.load_error

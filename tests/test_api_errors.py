@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from api.app import create_app
 from api.errors import STATUS_BY_ERROR, BodyTooLargeError, MalformedJSONError, status_for
+from api.settings import AppSettings
 from geo_router import errors as E  # noqa: N812 - short alias for a long list
-from geo_router.settings import Settings
 
 PROBLEM = "application/problem+json"
 LIMIT = 4096
@@ -29,7 +29,7 @@ class _Body(BaseModel):
 def app_and_client(
     demo_router: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Any, TestClient]]:
-    settings = Settings(
+    settings = AppSettings.of(
         data_dir=tmp_path_factory.mktemp("api_err"), max_body_bytes=LIMIT, _env_file=None
     )
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
@@ -178,7 +178,7 @@ def test_404_405_500_and_429(client: TestClient) -> None:
 
 def test_oversized_batch_names_the_limit(demo_router: Any, tmp_path: Any) -> None:
     app = create_app(
-        Settings(data_dir=tmp_path, batch_limit=5, _env_file=None),
+        AppSettings.of(data_dir=tmp_path, batch_limit=5, _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
     with TestClient(app) as c:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from api.app import create_app
-from geo_router.settings import Settings
+from api.settings import AppSettings
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def api_schema(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The app's schema; the lifespan runs (store, secrets, city) for the whole module."""
     app = create_app(
-        Settings(data_dir=tmp_path_factory.mktemp("api_fuzz"), _env_file=None),
+        AppSettings.of(data_dir=tmp_path_factory.mktemp("api_fuzz"), _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
     with TestClient(app) as client:

@@ -13,14 +13,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from geo_router.settings import DEMO_CITY_PROFILE, Settings
+from api.settings import AppSettings
+from geo_router.settings import DEMO_CITY_PROFILE
 from geo_router.store import describe_store, make_engine
 from geo_router.store.city_record import recorded_city
 
 
 @pytest.fixture(scope="module")
 def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api_health"), _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_health"), _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
@@ -30,11 +31,11 @@ def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> It
 def test_readyz_is_503_until_the_slow_loader_finishes(demo_router: Any, tmp_path: Any) -> None:
     gate = threading.Event()
 
-    def slow_loader(settings: Settings) -> tuple[Any, None]:
+    def slow_loader(settings: AppSettings) -> tuple[Any, None]:
         gate.wait(30)
         return demo_router, None
 
-    app = create_app(Settings(data_dir=tmp_path, _env_file=None), city_loader=slow_loader)
+    app = create_app(AppSettings.of(data_dir=tmp_path, _env_file=None), city_loader=slow_loader)
     with TestClient(app) as client:
         assert client.get("/livez").status_code == 200
         r = client.get("/readyz")
@@ -53,10 +54,10 @@ def test_readyz_is_503_until_the_slow_loader_finishes(demo_router: Any, tmp_path
 
 
 def test_readyz_names_a_failed_load(tmp_path: Any) -> None:
-    def broken(settings: Settings) -> tuple[Any, None]:
+    def broken(settings: AppSettings) -> tuple[Any, None]:
         raise FileNotFoundError("city.toml is missing")
 
-    app = create_app(Settings(data_dir=tmp_path, _env_file=None), city_loader=broken)
+    app = create_app(AppSettings.of(data_dir=tmp_path, _env_file=None), city_loader=broken)
     with TestClient(app) as client:
         app.state.loader_thread.join(10)
         assert client.get("/livez").status_code == 200
@@ -78,14 +79,14 @@ def test_startup_logs_the_store_and_records_the_city(
     demo_router: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="geo_router.api")
-    settings = Settings(data_dir=tmp_path, database_url=None, _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path, database_url=None, _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
         assert client.get("/readyz").status_code == 200
     store_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("store:")]
-    assert store_lines == [f"store: {describe_store(settings)}"]
-    engine = make_engine(settings.effective_database_url)
+    assert store_lines == [f"store: {describe_store(settings.store)}"]
+    engine = make_engine(settings.store.effective_database_url)
     try:
         record = recorded_city(engine)
     finally:
@@ -98,20 +99,20 @@ def test_a_store_of_another_city_never_becomes_ready(
 ) -> None:
     data = tmp_path / "data"
     first = create_app(
-        Settings(data_dir=data, database_url=None, _env_file=None),
+        AppSettings.of(data_dir=data, database_url=None, _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
     with TestClient(first):
         assert first.state.ready_event.wait(60)  # the demo city is recorded
 
-    calls: list[Settings] = []
+    calls: list[AppSettings] = []
 
-    def loader(settings: Settings) -> tuple[Any, None]:
+    def loader(settings: AppSettings) -> tuple[Any, None]:
         calls.append(settings)
         return demo_router, None
 
     other = _other_city(tmp_path / "other")
-    settings = Settings(data_dir=data, database_url=None, city=other, _env_file=None)
+    settings = AppSettings.of(data_dir=data, database_url=None, city=other, _env_file=None)
     caplog.set_level(logging.INFO, logger="geo_router.api")
     app = create_app(settings, city_loader=loader)
     with TestClient(app) as client:
@@ -128,7 +129,7 @@ def test_a_store_of_another_city_never_becomes_ready(
         assert app.state.store is None  # the other city's store is not used
     assert calls == []  # the city was never loaded
     expected = (
-        f"this store ({describe_store(settings)}) was created for the city 'Kota Contoh'; "
+        f"this store ({describe_store(settings.store)}) was created for the city 'Kota Contoh'; "
         "refusing to serve 'Kota Lain' from it. Choose another data dir (GEO_ROUTER_DATA_DIR) "
         "or database (GEO_ROUTER_DATABASE_URL) for 'Kota Lain'."
     )

@@ -9,13 +9,13 @@ import pytest
 from fastapi import FastAPI
 
 from api.main import create_app_from_env, load_city_for_serving
-from geo_router.settings import Settings
+from api.settings import AppSettings
 
 
 def test_the_served_city_is_frozen_out_of_the_cyclic_gc(tmp_path: Path) -> None:
     before = gc.get_freeze_count()
     try:
-        router, _geocoder = load_city_for_serving(Settings(data_dir=tmp_path, _env_file=None))
+        router, _geocoder = load_city_for_serving(AppSettings.of(data_dir=tmp_path, _env_file=None))
         assert router.snapshot.layers
         assert gc.get_freeze_count() > before
     finally:
@@ -26,4 +26,4 @@ def test_app_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("GEO_ROUTER_DATA_DIR", str(tmp_path))
     app = create_app_from_env()
     assert isinstance(app, FastAPI)
-    assert app.state.settings.data_dir == tmp_path
+    assert app.state.settings.store.data_dir == tmp_path

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import AppSettings
 from geo_router.intake.geocode import Geocoder
 from geo_router.intake.reports.importer import import_reports
-from geo_router.settings import Settings
 from geo_router.store import Store
 from geo_router.store.reports_repo import ReportsRepo
 
@@ -22,9 +22,9 @@ XML = "text/xml; charset=utf-8"
 
 @pytest.fixture(scope="module")
 def api(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api_open311"), _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_open311"), _env_file=None)
     keys: dict[str, str] = {}
-    with Store.open(settings) as store:
+    with Store.open(settings.store) as store:
         keys["web"], _ = store.keys.create("intake", "web portal", channel=None)
         keys["sms"], _ = store.keys.create("intake", "sms gateway", channel="sms")
         keys["planner"], _ = store.keys.create("planner", "planner")

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import AppSettings
 from geo_router.intake.geocode import Geocoder
 from geo_router.intake.secrets import Secrets
 from geo_router.intake.subscribers.service import SubscriberService
-from geo_router.settings import Settings
 from geo_router.store import Store
 from geo_router.store.reports_repo import ReportsRepo
 from geo_router.store.subscribers_repo import SubscribersRepo
@@ -33,11 +33,11 @@ REGISTERED = "0812-3456-7890"
 @pytest.fixture(scope="module")
 def api(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The real app over a fresh SQLite store, with one key per role (two intake channels)."""
-    settings = Settings(
+    settings = AppSettings.of(
         data_dir=tmp_path_factory.mktemp("api_reports"), rate_limit_per_hour=2, _env_file=None
     )
     keys: dict[str, str] = {}
-    with Store.open(settings) as store:
+    with Store.open(settings.store) as store:
         for label, (role, channel) in ROLES.items():
             keys[label], _ = store.keys.create(role, f"test-{label}", channel=channel)
     geocoder = Geocoder.from_profile(demo_router.snapshot.profile)
@@ -234,7 +234,7 @@ def test_idempotency_key_header(api: dict[str, Any]) -> None:
 
 def test_open_mode_admin_can_file(demo_router: Any, tmp_path: Path) -> None:
     """No keys on loopback: the open-mode principal (admin) must name a channel."""
-    settings = Settings(data_dir=tmp_path, _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path, _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60)

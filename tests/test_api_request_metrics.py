@@ -1,23 +1,20 @@
-"""Request tallies come out as the usual Prometheus counter and histogram."""
+"""Requests come out as the usual Prometheus counter and histogram, summed over workers."""
 
 from __future__ import annotations
 
-import time
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.request_metrics import Metrics
+from api.request_metrics import Metrics, multiprocess_dir
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = generate_latest(metrics.registry).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return _parsed(generate_latest(metrics.registry).decode())
 
 
 def test_counts_by_status_and_latency_by_route() -> None:
@@ -49,51 +46,61 @@ def test_versions_and_readiness_are_gauges() -> None:
     assert got[("geo_router_layer_version_info", key)] == 1
 
 
-def test_workers_sharing_a_folder_count_each_others_requests(tmp_path: Path) -> None:
-    one = Metrics(tmp_path, worker_id="1", publish_every_s=3600)
-    two = Metrics(tmp_path, worker_id="2", publish_every_s=3600)
-    try:
-        one.observe("/v1/route", "GET", 200, 0.0004)
-        two.observe("/v1/route", "GET", 200, 0.002)
-        two.observe("/v1/route", "GET", 404, 0.001)
-        two.publish()
-        got = _samples(one)  # one's live tallies + two's published file
-        route = (("method", "GET"), ("route", "/v1/route"))
-        assert got[("geo_router_http_requests_total", (*route, ("status", "200")))] == 2
-        assert got[("geo_router_http_requests_total", (*route, ("status", "404")))] == 1
-        assert got[("geo_router_http_request_duration_seconds_count", route)] == 3
-        bucket = "geo_router_http_request_duration_seconds_bucket"
-        assert got[(bucket, (("le", "0.0005"), *route))] == 1
-        # one has published nothing yet: two sees only itself until it does
-        assert _samples(two)[("geo_router_http_requests_total", (*route, ("status", "200")))] == 1
-        one.close()  # a last publication on the way out
-        assert _samples(two)[("geo_router_http_requests_total", (*route, ("status", "200")))] == 2
-    finally:
-        one.close()
-        two.close()
+_WORKER = """
+import sys
+from prometheus_client import generate_latest
+from api.request_metrics import Metrics, multiprocess_dir
+
+assert multiprocess_dir() is not None, "not in multiprocess mode"
+metrics = Metrics()
+metrics.set_versions({"kelurahan": "abc"}, {})
+for status, seconds in [tuple(row.split(":")) for row in sys.argv[2].split(",")]:
+    metrics.observe("/v1/route", "GET", int(status), float(seconds))
+if sys.argv[1] == "scrape":
+    sys.stdout.write(generate_latest(metrics.registry).decode())
+else:
+    metrics.close()  # shutting down: its live gauges leave the sums, its counts stay
+"""
 
 
-def test_a_torn_or_foreign_file_in_the_folder_is_skipped(tmp_path: Path) -> None:
-    (tmp_path / "worker-9.json").write_text("[[1, 2", encoding="utf-8")
-    (tmp_path / "worker-8.json").write_text('{"not": "rows"}', encoding="utf-8")
-    metrics = Metrics(tmp_path, worker_id="1", publish_every_s=3600)
-    try:
-        metrics.observe("/livez", "GET", 200, 0.0001)
-        route = (("method", "GET"), ("route", "/livez"))
-        assert (
-            _samples(metrics)[("geo_router_http_requests_total", (*route, ("status", "200")))] == 1
-        )
-    finally:
-        metrics.close()
+def _worker(folder: Path, role: str, requests: str) -> str:
+    """One worker process in multiprocess mode: observes ``status:seconds,...``."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER, role, requests],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
 
 
-def test_publishing_runs_in_the_background(tmp_path: Path) -> None:
-    metrics = Metrics(tmp_path, worker_id="7", publish_every_s=0.05)
-    try:
-        metrics.observe("/livez", "GET", 200, 0.0001)
-        deadline = time.monotonic() + 5
-        while not (tmp_path / "worker-7.json").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert (tmp_path / "worker-7.json").exists()
-    finally:
-        metrics.close()
+def _parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_workers_in_multiprocess_mode_count_each_others_requests(tmp_path: Path) -> None:
+    _worker(tmp_path, "exit", "200:0.0004")
+    got = _parsed(_worker(tmp_path, "scrape", "200:0.002,404:0.001"))
+    route = (("method", "GET"), ("route", "/v1/route"))
+    assert got[("geo_router_http_requests_total", (*route, ("status", "200")))] == 2
+    assert got[("geo_router_http_requests_total", (*route, ("status", "404")))] == 1
+    assert got[("geo_router_http_request_duration_seconds_count", route)] == 3
+    bucket = "geo_router_http_request_duration_seconds_bucket"
+    assert got[(bucket, (("le", "0.0005"), *route))] == 1
+    assert got[(bucket, (("le", "0.001"), *route))] == 2
+    assert got[(bucket, (("le", "+Inf"), *route))] == 3
+    # the worker that shut down no longer counts among the live ones
+    assert got[("geo_router_ready", ())] == 1
+    key = (("kind", "layer"), ("name", "kelurahan"), ("version", "abc"))
+    assert got[("geo_router_layer_version_info", key)] == 1
+    assert len(list(tmp_path.glob("gauge_live*.db"))) == 2  # the scraping worker's only
+
+
+def test_in_memory_without_a_multiprocess_folder() -> None:
+    assert multiprocess_dir() is None  # the test process: PROMETHEUS_MULTIPROC_DIR unset

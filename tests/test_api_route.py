@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from api.routers.route import LeanRoute, point_route
+from api.settings import AppSettings
 from geo_router.encoding.batch import encode_batch_answer, encode_batch_rows
 from geo_router.encoding.json import dumps, route_answer_dict
-from geo_router.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings_ = Settings(data_dir=tmp_path_factory.mktemp("api_route"), _env_file=None)
+    settings_ = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_route"), _env_file=None)
     app = create_app(settings_, city_loader=lambda s: (demo_router, None))
     with TestClient(app) as client:
         assert app.state.ready_event.wait(60), app.state.load_error

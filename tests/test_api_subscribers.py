@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import AppSettings
 from geo_router.intake.secrets import Secrets
-from geo_router.settings import Settings
 from geo_router.store import Store
 
 ROLE_TABLE = Path(__file__).parent / "data" / "role_table.csv"
@@ -43,7 +43,7 @@ def points(demo_router: Any) -> list[tuple[float, float]]:
 def app_and_store(
     database_url: str, demo_router: Any, points: list, tmp_path: Path
 ) -> Iterator[tuple[TestClient, Store]]:
-    settings = Settings(data_dir=tmp_path, database_url=database_url, _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path, database_url=database_url, _env_file=None)
     secrets = Secrets.generate()
     app = create_app(
         settings,

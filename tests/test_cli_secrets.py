@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from geo_router.cli import app
 from geo_router.intake.secrets import SECRETS_FILENAME, Secrets
-from geo_router.settings import Settings
+from geo_router.settings import SecretsSettings, StoreSettings
 
 
 def test_init_writes_a_0600_file_and_prints_the_setting(tmp_path: Path) -> None:
@@ -26,7 +26,8 @@ def test_init_writes_a_0600_file_and_prints_the_setting(tmp_path: Path) -> None:
     assert set(data) == {"pepper", "encryption_key"}
     assert data["pepper"] not in result.output and data["encryption_key"] not in result.output
     assert f"export GEO_ROUTER_SECRETS_FILE={path}" in result.output
-    loaded = Secrets.load(Settings(secrets_file=path, production=True, _env_file=None))
+    secrets = SecretsSettings(secrets_file=path, production=True, _env_file=None)
+    loaded = Secrets.load(secrets, StoreSettings(_env_file=None))
     assert loaded.decrypt(loaded.encrypt("0812 3456 789")) == "0812 3456 789"
 
 

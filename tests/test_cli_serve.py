@@ -17,11 +17,17 @@ from typer.testing import CliRunner
 
 from geo_router.cli import app
 from geo_router.cli import serve as serve_module
-from geo_router.settings import DEMO_CITY_PROFILE, Settings
+from geo_router.settings import DEMO_CITY_PROFILE, StoreSettings
 from geo_router.store import Store, describe_store, make_engine
 from geo_router.store.city_record import claim_city_profile, recorded_city
 
-ENV = ("GEO_ROUTER_CITY", "GEO_ROUTER_HOST", "GEO_ROUTER_PORT", "GEO_ROUTER_WORKERS")
+ENV = (
+    "GEO_ROUTER_CITY",
+    "GEO_ROUTER_HOST",
+    "GEO_ROUTER_PORT",
+    "GEO_ROUTER_WORKERS",
+    "PROMETHEUS_MULTIPROC_DIR",  # serve sets it for --workers N
+)
 
 
 @pytest.fixture
@@ -70,7 +76,7 @@ def test_serve_refuses_a_public_address_without_keys(
 
 
 def test_serve_a_public_address_with_a_key(env: Path, uvicorn_calls: list[dict[str, Any]]) -> None:
-    with Store.open(Settings(data_dir=env, _env_file=None)) as store:
+    with Store.open(StoreSettings(data_dir=env, _env_file=None)) as store:
         store.keys.create("admin", "ops")
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "9000"])
     assert result.exit_code == 0, result.output
@@ -148,7 +154,7 @@ def test_serve_for_real(tmp_path: Path) -> None:
 def test_two_workers_count_every_request_in_metrics(tmp_path: Path) -> None:
     """With --workers 2 a scrape reaches one worker, yet counts both workers' requests."""
     port = _free_port()
-    # serve makes a temporary folder when unset; a known one lets the test look inside
+    # serve makes a temporary metrics folder when unset; a known one lets the test look inside
     proc = _start_serve(
         tmp_path, port, "--workers", "2", GEO_ROUTER_METRICS_DIR=str(tmp_path / "metrics")
     )
@@ -168,13 +174,13 @@ def test_two_workers_count_every_request_in_metrics(tmp_path: Path) -> None:
         for _ in range(40):  # new connections: spread over both workers
             r = httpx.get(f"{base}/v1/route", params={"lon": 107.6, "lat": -6.9}, timeout=5)
             assert r.status_code == 200
-        time.sleep(2.5)  # every worker publishes its tallies once a second
         counts = set()
         for _ in range(6):
             text = httpx.get(f"{base}/metrics", timeout=5).text
             counts.add(next(float(x.split()[-1]) for x in text.splitlines() if x.startswith(line)))
         assert counts == {40.0}
-        assert len(list((tmp_path / "metrics").glob("worker-*.json"))) == 2
+        # prometheus_client's multiprocess mode: each worker's counters in a file of its own
+        assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
@@ -242,13 +248,68 @@ def test_serve_refuses_a_store_of_another_city(
 def test_serve_refuses_another_city_in_a_real_process(tmp_path: Path) -> None:
     """The console script: one line, exit code 2, no traceback, uvicorn never starts."""
     data = tmp_path / "data"
-    with Store.open(Settings(data_dir=data, database_url=None, _env_file=None)) as store:
+    with Store.open(StoreSettings(data_dir=data, database_url=None, _env_file=None)) as store:
         claim_city_profile(store.engine, DEMO_CITY_PROFILE)
     other = _other_city(tmp_path / "other")
     proc = _start_serve(data, _free_port(), "--city", str(other), GEO_ROUTER_DATABASE_URL="")
     out, _ = proc.communicate(timeout=120)
     text = out.decode()
     assert proc.returncode == 2, text
-    store = describe_store(Settings(data_dir=data, database_url=None, _env_file=None))
+    store = describe_store(StoreSettings(data_dir=data, database_url=None, _env_file=None))
     assert _refusal(store) in text.splitlines()
     assert "Traceback" not in text and "Uvicorn running" not in text
+
+
+def test_workers_get_what_serve_checked_and_a_metrics_folder(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, str | None]] = []
+    import uvicorn
+
+    def run(target: str, **kw: Any) -> None:
+        folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        seen.append({"folder": folder, "exists": str(Path(folder).is_dir())})
+        seen.append({name: os.environ.get(name) for name in ENV[:4]})
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    result = CliRunner().invoke(app, ["serve", "--workers", "3", "--port", "8124"])
+    assert result.exit_code == 0, result.output
+    folder, names = seen
+    assert folder["exists"] == "True"
+    assert not Path(str(folder["folder"])).exists()  # the temporary folder is gone
+    assert names == {
+        "GEO_ROUTER_CITY": str(DEMO_CITY_PROFILE.resolve()),
+        "GEO_ROUTER_HOST": "127.0.0.1",
+        "GEO_ROUTER_PORT": "8124",
+        "GEO_ROUTER_WORKERS": "3",
+    }
+
+
+def test_a_given_metrics_folder_is_emptied_of_old_files(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"old run")
+    (folder / "notes.txt").write_text("kept")
+    monkeypatch.setenv("GEO_ROUTER_METRICS_DIR", str(folder))
+    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(folder)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_one_worker_keeps_its_metrics_in_memory(
+    env: Path, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    assert CliRunner().invoke(app, ["serve"]).exit_code == 0
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_a_bad_setting_is_one_line(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEO_ROUTER_PORT", "eighty")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: invalid setting GEO_ROUTER_PORT: ")
+    assert "Traceback" not in result.output

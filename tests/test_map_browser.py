@@ -75,10 +75,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import uvicorn
 
     from api.app import create_app
-    from geo_router.settings import Settings
+    from api.settings import AppSettings
 
     port = _free_port()
-    settings = Settings(
+    settings = AppSettings.of(
         host="127.0.0.1", port=port, data_dir=tmp_path_factory.mktemp("geo_router_data")
     )
     config = uvicorn.Config(

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.routers import docs, mapview
-from geo_router.settings import Settings
+from api.settings import AppSettings, api_settings
 
 EXTERNAL = ("http://", "https://", "//cdn", "fonts.googleapis", "jsdelivr", "unpkg")
 
 
-def _app(settings: Settings | None = None) -> FastAPI:
+def _app(settings: AppSettings | None = None) -> FastAPI:
     app = FastAPI()
     app.include_router(mapview.router)
     if settings is not None:
@@ -26,13 +26,13 @@ def _app(settings: Settings | None = None) -> FastAPI:
 
 @pytest.fixture
 def client() -> TestClient:
-    return TestClient(_app(Settings()))
+    return TestClient(_app(AppSettings.of()))
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     """The whole app, as served (no lifespan: these pages need neither city nor store)."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("mapview"), _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("mapview"), _env_file=None)
     return TestClient(create_app(settings))
 
 
@@ -170,7 +170,7 @@ def test_config_has_no_tiles_by_default(client: TestClient) -> None:
 
 def test_config_carries_a_configured_tile_url() -> None:
     url = "https://tiles.example.org/{z}/{x}/{y}.png"
-    client = TestClient(_app(Settings(tile_url=url, default_k=5)))
+    client = TestClient(_app(AppSettings.of(tile_url=url, default_k=5)))
     config = client.get("/map/config.json").json()
     assert config["tile_url"] == url
     assert config["default_k"] == 5
@@ -179,11 +179,11 @@ def test_config_carries_a_configured_tile_url() -> None:
 
 def test_settings_fall_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEO_ROUTER_TILE_URL", "http://127.0.0.1:9/{z}/{x}/{y}.png")
-    mapview.get_settings.cache_clear()
+    api_settings.cache_clear()
     try:
         config = TestClient(_app()).get("/map/config.json").json()
     finally:
-        mapview.get_settings.cache_clear()
+        api_settings.cache_clear()
     assert config["tile_url"] == "http://127.0.0.1:9/{z}/{x}/{y}.png"
 
 
@@ -289,7 +289,7 @@ def test_fastapis_cdn_docs_are_replaced_and_out_of_the_schema(service: TestClien
 
 
 def test_docs_pages_follow_the_root_path(tmp_path: Path) -> None:
-    app = create_app(Settings(data_dir=tmp_path, _env_file=None))
+    app = create_app(AppSettings.of(data_dir=tmp_path, _env_file=None))
     client = TestClient(app, root_path="/geo")
     swagger = client.get("/docs").text
     assert 'src="/geo/vendor/docs/swagger-ui-bundle.js"' in swagger

@@ -20,10 +20,10 @@ import shapely
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import AppSettings
 from geo_router.encoding.batch import encode_batch_answer
 from geo_router.encoding.json import dumps, route_answer_dict
 from geo_router.encoding.point import encode_point_hits
-from geo_router.settings import Settings
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -99,7 +99,7 @@ class SchemaWalk:
 
 @pytest.fixture(scope="module")
 def openapi(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("schema"), _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("schema"), _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
     return app.openapi()
 
@@ -184,7 +184,7 @@ def test_the_served_answer_is_the_encoders(
     demo_router: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """The API sends the library's bytes: it never re-encodes."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("schema_served"), _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("schema_served"), _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
     lon, lat = next(_sample_points(demo_router))
     with TestClient(app) as client:

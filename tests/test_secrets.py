@@ -14,23 +14,24 @@ from hypothesis import strategies as st
 
 from geo_router.errors import ConfigurationError
 from geo_router.intake.secrets import SECRETS_FILENAME, Secrets
-from geo_router.settings import Settings
+from geo_router.settings import SecretsSettings, StoreSettings
 
 KEY = Fernet.generate_key().decode()
 PEPPER = "pepper-for-tests-0123456789"
 
 
-def _settings(tmp_path: Path, **kw: object) -> Settings:
-    base: dict[str, object] = {
-        "data_dir": tmp_path,
-        "database_url": None,
+def _settings(tmp_path: Path, **kw: object) -> tuple[SecretsSettings, StoreSettings]:
+    """The secrets and store parts ``Secrets.load`` takes, environment ignored."""
+    secrets: dict[str, object] = {
         "pepper": None,
         "encryption_key": None,
         "secrets_file": None,
         "production": False,
     }
-    base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
+    store: dict[str, object] = {"data_dir": tmp_path, "database_url": None}
+    for name, value in kw.items():
+        (store if name in store else secrets)[name] = value
+    return SecretsSettings(**secrets), StoreSettings(**store)  # type: ignore[arg-type]
 
 
 def test_hash_is_keyed_and_stable() -> None:
@@ -78,20 +79,20 @@ def test_repr_hides_values() -> None:
 
 
 def test_load_from_environment_settings(tmp_path: Path) -> None:
-    loaded = Secrets.load(_settings(tmp_path, pepper=PEPPER, encryption_key=KEY))
+    loaded = Secrets.load(*_settings(tmp_path, pepper=PEPPER, encryption_key=KEY))
     assert loaded.pepper == PEPPER and loaded.source == "environment"
     assert not (tmp_path / SECRETS_FILENAME).exists()
 
 
 def test_half_configured_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="GEO_ROUTER_ENCRYPTION_KEY is not set"):
-        Secrets.load(_settings(tmp_path, pepper=PEPPER))
+        Secrets.load(*_settings(tmp_path, pepper=PEPPER))
 
 
 def test_load_from_secrets_file(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"pepper": PEPPER, "encryption_key": KEY}))
-    assert Secrets.load(_settings(tmp_path, secrets_file=path, production=True)).pepper == PEPPER
+    assert Secrets.load(*_settings(tmp_path, secrets_file=path, production=True)).pepper == PEPPER
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,7 @@ def test_bad_secrets_file(tmp_path: Path, content: str | None, message: str) -> 
     if content is not None:
         path.write_text(content)
     with pytest.raises(ConfigurationError, match=message) as info:
-        Secrets.load(_settings(tmp_path, secrets_file=path))
+        Secrets.load(*_settings(tmp_path, secrets_file=path))
     assert str(path) in info.value.message
 
 
@@ -117,10 +118,10 @@ def test_embedded_default_generates_0600_file_once(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     data_dir = tmp_path / "data"
-    first = Secrets.load(_settings(data_dir))
+    first = Secrets.load(*_settings(data_dir))
     path = data_dir / SECRETS_FILENAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    second = Secrets.load(_settings(data_dir))
+    second = Secrets.load(*_settings(data_dir))
     assert (first.pepper, first.encryption_key) == (second.pepper, second.encryption_key)
     assert first.pepper not in caplog.text and first.encryption_key not in caplog.text
     assert [p.name for p in data_dir.iterdir()] == [SECRETS_FILENAME]  # no temp file left
@@ -128,12 +129,12 @@ def test_embedded_default_generates_0600_file_once(
 
 def test_production_refuses_without_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="production refuses to start"):
-        Secrets.load(_settings(tmp_path, production=True))
+        Secrets.load(*_settings(tmp_path, production=True))
     assert not (tmp_path / SECRETS_FILENAME).exists()
 
 
 def test_external_database_needs_configured_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="external database"):
-        Secrets.load(_settings(tmp_path, database_url="postgresql://x@y/z"))
+        Secrets.load(*_settings(tmp_path, database_url="postgresql://x@y/z"))
     sqlite = _settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'x.db'}")
-    assert Secrets.load(sqlite).source.startswith("secrets file")
+    assert Secrets.load(*sqlite).source.startswith("secrets file")

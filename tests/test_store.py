@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
 from geo_router.errors import ConfigurationError
-from geo_router.settings import Settings
+from geo_router.settings import StoreSettings
 from geo_router.store import Store, current_revision, make_engine, upgrade
 from geo_router.store.city_record import recorded_city
 from geo_router.store.database import MIGRATIONS_DIR, alembic_config, head_revision
@@ -87,7 +87,7 @@ def test_downgrade_to_base_and_back(database_url: str) -> None:
 
 
 def test_store_open_embedded_default(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "nested" / "data", database_url=None)
+    settings = StoreSettings(data_dir=tmp_path / "nested" / "data", database_url=None)
     with Store.open(settings) as store:
         assert store.dialect == "sqlite"
         assert store.ping()
@@ -96,7 +96,7 @@ def test_store_open_embedded_default(tmp_path: Path) -> None:
 
 
 def test_store_open_without_migrating(tmp_path: Path) -> None:
-    with Store.open(Settings(data_dir=tmp_path), migrate=False) as store:
+    with Store.open(StoreSettings(data_dir=tmp_path), migrate=False) as store:
         assert current_revision(store.engine) is None
 
 

@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from geo_router.errors import ConfigurationError, ProfileError, StoreCityMismatchError
-from geo_router.settings import DEMO_CITY_PROFILE, Settings
+from geo_router.settings import DEMO_CITY_PROFILE, StoreSettings
 from geo_router.store import Store, current_revision, describe_store, make_engine, upgrade
 from geo_router.store.city_record import (
     CityClaim,
@@ -54,12 +54,12 @@ def engine(database_url: str):  # type: ignore[no-untyped-def]
 def test_describe_store_gives_the_sqlite_file_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", database_url=None, _env_file=None)
+    settings = StoreSettings(data_dir=tmp_path / "data", database_url=None, _env_file=None)
     expected = str((tmp_path / "data" / "geo_router.sqlite3").resolve())
     assert describe_store(settings) == expected
     assert describe_store(settings.effective_database_url) == expected
     monkeypatch.chdir(tmp_path)
-    relative = Settings(data_dir=Path("rel"), database_url="", _env_file=None)
+    relative = StoreSettings(data_dir=Path("rel"), database_url="", _env_file=None)
     assert describe_store(relative) == str((tmp_path / "rel" / "geo_router.sqlite3").resolve())
     engine = make_engine(relative.effective_database_url)
     assert describe_store(engine) == describe_store(relative)
@@ -75,7 +75,7 @@ def test_describe_store_gives_the_sqlite_file_absolute(
     ],
 )
 def test_describe_store_never_shows_a_password(url: str) -> None:
-    settings = Settings(database_url=url, _env_file=None)
+    settings = StoreSettings(database_url=url, _env_file=None)
     engine = make_engine(url)  # connects lazily: nothing is reached
     try:
         for target in (url, settings, engine, engine.url):
@@ -235,7 +235,7 @@ def test_another_city_is_refused_in_one_line(engine: sa.Engine, tmp_path: Path) 
 
 
 def test_keys_and_migrations_record_no_city(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=None, _env_file=None)
+    settings = StoreSettings(data_dir=tmp_path, database_url=None, _env_file=None)
     with Store.open(settings) as store:
         store.keys.create("admin", "ops")
         assert recorded_city(store.engine) is None

@@ -17,7 +17,8 @@ import xstatic.pkg.leaflet
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from geo_router.settings import Settings, get_settings
+from api.deps import app_settings_of
+from api.settings import AppSettings
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 #: Leaflet's distribution files (leaflet.js, leaflet.css, images/), served as /vendor/leaflet/.
@@ -34,12 +35,6 @@ mimetypes.add_type("text/css", ".css")
 mimetypes.add_type("application/json", ".map")
 
 router = APIRouter(tags=["map"])
-
-
-def _settings(request: Request) -> Settings:
-    # The app keeps the Settings it was built with on app.state; fall back to the environment.
-    settings = getattr(request.app.state, "settings", None)
-    return settings if isinstance(settings, Settings) else get_settings()
 
 
 @lru_cache(maxsize=1)
@@ -62,28 +57,28 @@ def map_page(request: Request) -> HTMLResponse:
     """Serve the call-taker map page."""
     headers = {
         "Cache-Control": STATIC_MAX_AGE,
-        "Content-Security-Policy": _content_security_policy(_settings(request).tile_url),
+        "Content-Security-Policy": _content_security_policy(app_settings_of(request).api.tile_url),
         "X-Content-Type-Options": "nosniff",
     }
     return HTMLResponse(_page(), headers=headers)
 
 
-def map_config(settings: Settings) -> dict[str, Any]:
+def map_config(settings: AppSettings) -> dict[str, Any]:
     """What the page needs to know about this deployment (no secrets).
 
     Parameters
     ----------
     settings
-        The service settings (only ``tile_url`` and ``default_k`` are exposed).
+        The app's settings (only the tile URL and the default ``k`` are exposed).
     """
-    return {"tile_url": settings.tile_url, "default_k": settings.default_k}
+    return {"tile_url": settings.api.tile_url, "default_k": settings.routing.default_k}
 
 
 @router.get("/map/config.json", include_in_schema=False)
 def map_config_json(request: Request) -> Response:
     """The map page's configuration: tile URL (none by default) and the default ``k``."""
     return Response(
-        json.dumps(map_config(_settings(request))),
+        json.dumps(map_config(app_settings_of(request))),
         media_type="application/json",
         headers={"Cache-Control": "no-cache"},
     )

@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.auth import check_role
-from api.deps import report_service, request_id, router_or_503
+from api.deps import report_service, router_or_503
 from api.errors import status_for
+from api.request_ids import request_id_of
 from geo_router.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -261,7 +262,7 @@ async def create_request(request: Request, fmt: str) -> Response:
         post = open311.parse_post(fields)
         service = report_service(request)
         report_in = post.to_report_input(actor.channel or open311.DEFAULT_CHANNEL)
-        rid = request_id(request)
+        rid = request_id_of(request.scope)
         report = await run_in_threadpool(
             lambda: service.create(report_in, actor=actor, request_id=rid)
         )

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from api.deps import get_report_service, request_id, require_roles
+from api.deps import get_report_service, require_roles
+from api.request_ids import request_id_of
 from api.serialize import json_response
 from geo_router.intake.reports.models import MAX_PAGE, Actor, ReportFilters, ReportInput
 from geo_router.intake.reports.service import ReportService
@@ -57,7 +58,7 @@ def create_report(
     hourly limit get 429 with ``Retry-After``.
     """
     filed = service.file(
-        body, actor=actor, idempotency_key=idempotency_key, request_id=request_id(request)
+        body, actor=actor, idempotency_key=idempotency_key, request_id=request_id_of(request.scope)
     )
     return json_response(filed.view, 201, headers={"Location": f"/v1/reports/{filed.report.id}"})
 

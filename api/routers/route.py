@@ -24,7 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from api.deps import request_id, require_roles, router_or_503
+from api.deps import require_roles, router_or_503
+from api.request_ids import request_id_of
 from api.route_input import (
     MAX_K,
     load_json,
@@ -117,11 +118,13 @@ async def route_point(request: Request) -> Response:
     one ``Router.route_hits`` call, the answer encoded straight from its row numbers.
     """
     await ROUTE_ROLES(request)
-    query = parse_point_query(request.scope["query_string"], request.app.state.settings.default_k)
+    query = parse_point_query(
+        request.scope["query_string"], request.app.state.settings.routing.default_k
+    )
     hits = router_or_503(request).route_hits(
         query.lon, query.lat, category=query.category, k=query.k
     )
-    return json_response(encode_point_hits(hits, request_id(request)))
+    return json_response(encode_point_hits(hits, request_id_of(request.scope)))
 
 
 point_route = LeanRoute(
@@ -155,7 +158,9 @@ def include_routes(app: FastAPI) -> None:
 )
 async def route_location(request: Request, _principal: Any = Depends(ROUTE_ROLES)) -> Response:
     """Route one location given as a JSON body; circles and polygons list zone shares."""
-    query = parse_route_body(load_json(await request.body()), request.app.state.settings.default_k)
+    query = parse_route_body(
+        load_json(await request.body()), request.app.state.settings.routing.default_k
+    )
     city = router_or_503(request)
     location = query.location
     if isinstance(location, tuple):
@@ -164,7 +169,7 @@ async def route_location(request: Request, _principal: Any = Depends(ROUTE_ROLES
         result = await run_in_threadpool(
             city.route_area, location, category=query.category, k=query.k
         )
-    return json_response(dumps(route_answer_dict(result, request_id(request))))
+    return json_response(dumps(route_answer_dict(result, request_id_of(request.scope))))
 
 
 @router.post(
@@ -179,8 +184,8 @@ async def route_batch(request: Request, _principal: Any = Depends(ROUTE_ROLES)) 
     """Route many points; a row with unusable coordinates answers ``{"error": ...}`` in place."""
     body = await request.body()
     city = router_or_503(request)
-    limit = request.app.state.settings.batch_limit
-    rid = request_id(request)
+    limit = request.app.state.settings.routing.batch_limit
+    rid = request_id_of(request.scope)
 
     def answer() -> bytes:  # in a worker thread: the event loop stays free
         query = parse_batch_body(load_json(body), limit)

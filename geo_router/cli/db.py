@@ -7,7 +7,7 @@ from rich.console import Console
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
-from geo_router.settings import Settings
+from geo_router.settings import store_settings
 from geo_router.store.database import current_revision, describe_store, make_engine, upgrade
 
 db_app = typer.Typer(help="Database: apply migrations.", no_args_is_help=True)
@@ -21,9 +21,9 @@ def upgrade_command(
     revision: str = typer.Option("head", help="Target revision."),
 ) -> None:
     """Apply migrations to GEO_ROUTER_DATABASE_URL (or the embedded SQLite in the data dir)."""
-    settings = Settings()
-    typer.echo(f"store: {describe_store(settings)}", err=True)
     try:
+        settings = store_settings()
+        typer.echo(f"store: {describe_store(settings)}", err=True)
         engine = make_engine(settings.effective_database_url)
         try:
             upgrade(engine, revision)

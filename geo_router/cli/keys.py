@@ -10,7 +10,7 @@ from rich.table import Table
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
-from geo_router.settings import Settings
+from geo_router.settings import store_settings
 from geo_router.store import CHANNELS, ROLES, Store, describe_store
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -26,7 +26,7 @@ def _open() -> Store:
     Keys name no city: a key is valid whatever city the store serves, so no city is
     recorded or checked here.
     """
-    settings = Settings()
+    settings = store_settings()
     typer.echo(f"store: {describe_store(settings)}", err=True)
     return Store.open(settings)
 
@@ -65,8 +65,11 @@ def create(
 @keys_app.command("list")
 def list_keys() -> None:
     """List every key (never the keys themselves)."""
-    with _open() as store:
-        records = store.keys.list()
+    try:
+        with _open() as store:
+            records = store.keys.list()
+    except GeoRouterError as exc:
+        raise _fail(exc) from None
     table = Table(show_edge=False)
     for column in ("id", "prefix", "name", "role", "channel", "created", "revoked"):
         table.add_column(column, overflow="fold")  # fold, never cut: ids must stay copyable

@@ -16,7 +16,7 @@ import typer
 from geo_router.cli.app import app
 from geo_router.encoding.json import dumps, route_result_dict
 from geo_router.errors import GeoRouterError, InputError
-from geo_router.settings import DEMO_CITY_PROFILE
+from geo_router.settings import DEMO_CITY_PROFILE, routing_settings
 
 if TYPE_CHECKING:
     from geo_router.city.router import Router
@@ -63,9 +63,7 @@ def _tolerance(tolerance_m: float | None) -> float:
     """The boundary tolerance: the option, else the setting."""
     if tolerance_m is not None:
         return tolerance_m
-    from geo_router.settings import get_settings
-
-    return get_settings().boundary_tolerance_m
+    return routing_settings().boundary_tolerance_m
 
 
 def load_router(city: Path, tolerance_m: float | None = None) -> Router:

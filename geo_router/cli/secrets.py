@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from geo_router.cli.app import app
+from geo_router.errors import GeoRouterError
 from geo_router.intake.secrets import SECRETS_FILENAME, write_new_secrets_file
-from geo_router.settings import Settings
+from geo_router.settings import store_settings
 
 secrets_app = typer.Typer(help="The secrets that protect phone numbers and addresses.")
 app.add_typer(secrets_app, name="secrets")
@@ -26,7 +27,11 @@ def init(
 
     An existing file is never overwritten: data encrypted with it could not be read again.
     """
-    path = (file or Settings().data_dir / SECRETS_FILENAME).expanduser().resolve()
+    try:
+        path = (file or store_settings().data_dir / SECRETS_FILENAME).expanduser().resolve()
+    except GeoRouterError as exc:
+        typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
     try:
         write_new_secrets_file(path)
     except FileExistsError:

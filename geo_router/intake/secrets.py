@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from geo_router.errors import ConfigurationError
-from geo_router.settings import Settings
+from geo_router.settings import SecretsSettings, StoreSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,13 @@ class Secrets:
         return cls(_random.token_urlsafe(32), Fernet.generate_key().decode("ascii"), source=source)
 
     @classmethod
-    def load(cls, settings: Settings) -> Secrets:
+    def load(cls, settings: SecretsSettings, store: StoreSettings) -> Secrets:
         """Secrets from the settings, a secrets file, or (embedded default) a generated file.
 
         Order: ``GEO_ROUTER_PEPPER`` + ``GEO_ROUTER_ENCRYPTION_KEY``; else
         ``GEO_ROUTER_SECRETS_FILE`` (JSON with ``pepper`` and ``encryption_key``); else, for the
-        embedded SQLite database only, ``data_dir/secrets.json`` created with mode 0600 on the
-        first run and reused afterwards.
+        embedded SQLite database only, ``secrets.json`` in the store's data dir, created with
+        mode 0600 on the first run and reused afterwards.
 
         Raises
         ------
@@ -109,12 +109,12 @@ class Secrets:
             return _read_file(settings.secrets_file)
         if settings.production:
             raise ConfigurationError(_PRODUCTION_MESSAGE)
-        if settings.database_url and not settings.database_url.startswith("sqlite"):
+        if store.external:
             # A file on one host must not become the only key to a shared database.
             raise ConfigurationError(
                 f"an external database needs configured secrets: {SECRETS_INIT_HINT}"
             )
-        return _read_or_create(settings.data_dir / SECRETS_FILENAME)
+        return _read_or_create(store.data_dir / SECRETS_FILENAME)
 
     def hash_phone(self, e164: str) -> str:
         """HMAC-SHA256 hex of a normalized number: the lookup key, useless without the pepper."""

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, make_url
 
 from geo_router.errors import ConfigurationError
-from geo_router.settings import Settings
+from geo_router.settings import StoreSettings
 from geo_router.store.engine import _sqlite_file, make_engine, write_transaction
 from geo_router.store.keys import KeyStore
 
@@ -38,13 +38,13 @@ __all__ = [
 ]
 
 
-def describe_store(target: Settings | str | URL | sa.Engine) -> str:
+def describe_store(target: StoreSettings | str | URL | sa.Engine) -> str:
     """Which store ``target`` uses, for a ``store: ...`` line: never shows a password.
 
     Parameters
     ----------
     target
-        Settings (their ``effective_database_url``), a database URL or an engine.
+        Store settings (their ``effective_database_url``), a database URL or an engine.
 
     Returns
     -------
@@ -52,7 +52,7 @@ def describe_store(target: Settings | str | URL | sa.Engine) -> str:
         The SQLite file's absolute path, or the database URL with its password masked
         (``postgresql://user:***@host/db``).
     """
-    if isinstance(target, Settings):
+    if isinstance(target, StoreSettings):
         if not target.database_url:
             return str(target.sqlite_path.resolve())
         target = target.database_url
@@ -133,13 +133,13 @@ class Store:
         self.keys = KeyStore(engine)
 
     @classmethod
-    def open(cls, settings: Settings, *, migrate: bool = True) -> Store:
+    def open(cls, settings: StoreSettings, *, migrate: bool = True) -> Store:
         """Open the configured database (``GEO_ROUTER_DATABASE_URL``) or the embedded SQLite.
 
         Parameters
         ----------
         settings
-            Service settings; without ``database_url`` the SQLite file lives in ``data_dir``.
+            Store settings; without ``database_url`` the SQLite file lives in ``data_dir``.
         migrate
             Apply pending migrations first (the default).
         """
@@ -179,6 +179,6 @@ class Store:
         self.close()
 
 
-def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+def open_store(settings: StoreSettings, *, migrate: bool = True) -> Store:
     """Open the store for ``settings`` (same as ``Store.open``)."""
     return Store.open(settings, migrate=migrate)

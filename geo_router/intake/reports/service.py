@@ -24,7 +24,7 @@ import orjson
 
 from geo_router.city.models import CategoryRoute, RouteResult
 from geo_router.city.router import Router
-from geo_router.encoding.json import route_result_dict
+from geo_router.encoding.json import route_answer_dict
 from geo_router.errors import (
     IdempotencyConflictError,
     InputError,
@@ -122,7 +122,7 @@ def _decision(
     request_id: str | None,
 ) -> dict[str, Any]:
     """The full routing decision to keep with a report: the routing answer and its context."""
-    decision = route_result_dict(route, request_id)
+    decision = route_answer_dict(route, request_id)
     decision["agency"] = route.category.agency if route.category is not None else None
     decision["versions"] = dict(versions)
     decision["location"] = {

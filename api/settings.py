@@ -1,0 +1,108 @@
+"""The web layer's settings, and the bundle the app is built from.
+
+``ApiSettings`` holds the knobs only the HTTP API has (request size limit, map tiles);
+``AppSettings`` bundles it with the library's parts (``geo_router.settings``), so the app,
+its lifespan and its dependencies hand each consumer the one part it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+from pydantic_settings.sources import ENV_FILE_SENTINEL, DotenvType
+
+from geo_router.settings import (
+    EnvironmentSettings,
+    IntakeSettings,
+    RoutingSettings,
+    SecretsSettings,
+    ServerSettings,
+    StoreSettings,
+    cached_factory,
+    intake_settings,
+    load_settings,
+    routing_settings,
+    secrets_settings,
+    server_settings,
+    store_settings,
+)
+
+__all__ = ["ApiSettings", "AppSettings", "api_settings"]
+
+
+class ApiSettings(EnvironmentSettings):
+    """What the HTTP API enforces and shows."""
+
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    tile_url: str | None = Field(
+        None, description="XYZ tile URL for the map page; none by default."
+    )
+
+
+api_settings = cached_factory(ApiSettings)
+
+
+#: The parts of ``AppSettings``, by field name.
+_PARTS: dict[str, type[EnvironmentSettings]] = {
+    "routing": RoutingSettings,
+    "store": StoreSettings,
+    "secrets": SecretsSettings,
+    "intake": IntakeSettings,
+    "server": ServerSettings,
+    "api": ApiSettings,
+}
+#: The part that declares each setting name.
+_OWNER = {name: part for part, model in _PARTS.items() for name in model.model_fields}
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    """Every part the app is built from; each consumer is handed only its own."""
+
+    routing: RoutingSettings
+    store: StoreSettings
+    secrets: SecretsSettings
+    intake: IntakeSettings
+    server: ServerSettings
+    api: ApiSettings
+
+    @classmethod
+    def from_env(cls) -> AppSettings:
+        """The parts from the environment (each read once per process)."""
+        return cls(
+            routing=routing_settings(),
+            store=store_settings(),
+            secrets=secrets_settings(),
+            intake=intake_settings(),
+            server=server_settings(),
+            api=api_settings(),
+        )
+
+    @classmethod
+    def of(
+        cls, *, _env_file: DotenvType | None = ENV_FILE_SENTINEL, **named: object
+    ) -> AppSettings:
+        """Build every part, handing each named value to the part that declares it.
+
+        ``AppSettings.of(data_dir=tmp, batch_limit=5)``: values not named come from the
+        environment as usual; ``_env_file=None`` skips ``.env`` (as tests do).
+
+        Raises
+        ------
+        TypeError
+            A name no part declares.
+        ConfigurationError
+            A value a part refuses (the message names the ``GEO_ROUTER_*`` variable).
+        """
+        unknown = sorted(set(named) - set(_OWNER))
+        if unknown:
+            raise TypeError(f"unknown settings {unknown}; known: {sorted(_OWNER)}")
+        values: dict[str, dict[str, object]] = {part: {} for part in _PARTS}
+        for name, value in named.items():
+            values[_OWNER[name]][name] = value
+        parts = {
+            part: load_settings(model, _env_file=_env_file, **values[part])
+            for part, model in _PARTS.items()
+        }
+        return cls(**parts)  # type: ignore[arg-type]  # each part is its field's type (_PARTS)
