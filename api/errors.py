@@ -109,7 +109,7 @@ _TITLES: dict[int, str] = {
 def status_for(exc: GeoRouterError) -> int:
     """The HTTP status of a domain error: the nearest class in ``STATUS_BY_ERROR``."""
     for cls in type(exc).__mro__:
-        status = STATUS_BY_ERROR.get(cls)  # type: ignore[call-overload]
+        status = STATUS_BY_ERROR.get(cls)
         if status is not None:
             return status
     return 500

@@ -19,9 +19,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from api.auth import Principal
 from api.deps import require_roles, router_or_503
 from api.route_input import parse_bbox
 from api.serialize import GeoJSONResponse, geojson_response, json_response
+from geo_router.city.router import Router
+from geo_router.city.snapshot import CitySnapshot
 from geo_router.errors import NotFoundError
 
 router = APIRouter(tags=["collections"])
@@ -113,7 +116,7 @@ class _Source:
 _SOURCES_CACHE: dict[int, tuple[Any, dict[str, _Source]]] = {}
 
 
-def _sources(city: Any) -> dict[str, _Source]:
+def _sources(city: Router) -> dict[str, _Source]:
     """Every collection of the current snapshot, by id (built once per snapshot)."""
     snap = city.snapshot
     hit = _SOURCES_CACHE.get(id(snap))
@@ -125,7 +128,7 @@ def _sources(city: Any) -> dict[str, _Source]:
     return out
 
 
-def _build_sources(snap: Any) -> dict[str, _Source]:
+def _build_sources(snap: CitySnapshot) -> dict[str, _Source]:
     """Normalise the snapshot's layers (first) and facility sets."""
     out: dict[str, _Source] = {}
     for name, layer in snap.layers.items():
@@ -161,7 +164,7 @@ def _build_sources(snap: Any) -> dict[str, _Source]:
     return out
 
 
-def _source(city: Any, collection_id: str) -> _Source:
+def _source(city: Router, collection_id: str) -> _Source:
     sources = _sources(city)
     src = sources.get(collection_id)
     if src is None:
@@ -192,7 +195,8 @@ def _property_records(props: Any, rows: np.ndarray) -> list[dict[str, Any]]:
     frame = props.iloc[rows]
     frame = frame.drop(columns=[c for c in frame.columns if c == "geometry"])
     frame = frame.astype(object).where(frame.notna(), None)
-    return frame.to_dict("records")  # type: ignore[return-value]
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    return records
 
 
 def _features(src: _Source, rows: np.ndarray) -> list[dict[str, Any]]:
@@ -257,7 +261,9 @@ def _base(request: Request) -> str:
     summary="Zone layers and facility sets of the loaded city",
     responses={200: {"model": Collections}},
 )
-async def list_collections(request: Request, _principal: Any = Depends(READ_ROLES)) -> Response:
+async def list_collections(
+    request: Request, _principal: Principal = Depends(READ_ROLES)
+) -> Response:
     """Every collection with its extent, version and links."""
     base = _base(request)
     docs = [_collection(src, base) for src in _sources(router_or_503(request)).values()]
@@ -272,7 +278,7 @@ async def list_collections(request: Request, _principal: Any = Depends(READ_ROLE
     responses={200: {"model": Collection}},
 )
 async def get_collection(
-    request: Request, collection_id: str, _principal: Any = Depends(READ_ROLES)
+    request: Request, collection_id: str, _principal: Principal = Depends(READ_ROLES)
 ) -> Response:
     """A collection's description (404 for an unknown id)."""
     return json_response(
@@ -298,7 +304,7 @@ async def list_items(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-    _principal: Any = Depends(READ_ROLES),
+    _principal: Principal = Depends(READ_ROLES),
 ) -> Response:
     """A page of features as a GeoJSON FeatureCollection with next/prev links."""
     src = _source(router_or_503(request), collection_id)
@@ -339,7 +345,10 @@ async def list_items(
     responses={200: {"model": Feature}},
 )
 async def get_item(
-    request: Request, collection_id: str, feature_id: str, _principal: Any = Depends(READ_ROLES)
+    request: Request,
+    collection_id: str,
+    feature_id: str,
+    _principal: Principal = Depends(READ_ROLES),
 ) -> Response:
     """A single feature (404 for an unknown id)."""
     src = _source(router_or_503(request), collection_id)

@@ -67,7 +67,7 @@ def _local_only(page: HTMLResponse) -> HTMLResponse:
 
 
 def _openapi_url(request: Request, root: str) -> str:
-    openapi_url = request.app.openapi_url
+    openapi_url: str | None = request.app.openapi_url
     if not openapi_url:
         raise HTTPException(status_code=404, detail="the OpenAPI document is turned off")
     return root + openapi_url

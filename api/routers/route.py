@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from api.auth import Principal
 from api.deps import require_roles, router_or_503
 from api.request_ids import request_id_of
 from api.route_input import (
@@ -156,7 +157,9 @@ def include_routes(app: FastAPI) -> None:
         "LonLatBody", "XYBody", "PointGeometry", "PolygonGeometry", "RouteFeature"
     ),
 )
-async def route_location(request: Request, _principal: Any = Depends(ROUTE_ROLES)) -> Response:
+async def route_location(
+    request: Request, _principal: Principal = Depends(ROUTE_ROLES)
+) -> Response:
     """Route one location given as a JSON body; circles and polygons list zone shares."""
     query = parse_route_body(
         load_json(await request.body()), request.app.state.settings.routing.default_k
@@ -180,7 +183,7 @@ async def route_location(request: Request, _principal: Any = Depends(ROUTE_ROLES
     responses={200: {"model": BatchResponse}},
     openapi_extra=body_schema_ref("BatchPoints", "BatchFeatureCollection"),
 )
-async def route_batch(request: Request, _principal: Any = Depends(ROUTE_ROLES)) -> Response:
+async def route_batch(request: Request, _principal: Principal = Depends(ROUTE_ROLES)) -> Response:
     """Route many points; a row with unusable coordinates answers ``{"error": ...}`` in place."""
     body = await request.body()
     city = router_or_503(request)

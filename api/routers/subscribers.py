@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from api.auth import Principal
 from api.deps import get_subscriber_service, require_roles
 from api.errors import PROBLEM_TYPE_BASE, problem_body, problem_response, request_id_of
 from api.serialize import json_response
@@ -32,7 +33,7 @@ IMPORT_ROLES = require_roles("admin")
 Registry = Annotated[SubscriberService, Depends(get_subscriber_service)]
 
 
-def is_admin(principal: Any) -> bool:
+def is_admin(principal: Principal) -> bool:
     """Whether the caller may see full phone numbers."""
     return getattr(principal, "role", None) == "admin"
 

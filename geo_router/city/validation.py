@@ -208,7 +208,8 @@ def to_utm(geoms: np.ndarray, utm: Any) -> np.ndarray:
         x, y = transformer.transform(coords[:, 0], coords[:, 1])
         return np.column_stack([x, y])
 
-    return shapely.transform(geoms, project)
+    projected: np.ndarray = shapely.transform(geoms, project)
+    return projected
 
 
 def _layer_utm(geoms: np.ndarray) -> Any:

@@ -136,7 +136,9 @@ def _mark_near(
     return near
 
 
-def _full_cells(near: np.ndarray, geom: Any, wx0: int, wy0: int, frame: tuple) -> np.ndarray:
+def _full_cells(
+    near: np.ndarray, geom: Any, wx0: int, wy0: int, frame: tuple[float, float, float, float]
+) -> np.ndarray:
     """Cells of a window wholly inside the zone: free regions whose first centre is covered."""
     x0, y0, cw, ch = frame
     labels, n_regions = ndimage.label(~near)
@@ -156,7 +158,8 @@ def _full_cells(near: np.ndarray, geom: Any, wx0: int, wy0: int, frame: tuple) -
     cy = y0 + (wy0 + rows + 0.5) * ch
     inside = np.zeros(n_regions + 1, dtype=bool)
     inside[region] = shapely.intersects_xy(geom, cx, cy)
-    return inside[labels]
+    full: np.ndarray = inside[labels]
+    return full
 
 
 def _build_grid(geoms: np.ndarray, tolerance_m: float, cells: int) -> _Grid:
@@ -321,7 +324,8 @@ def _segment_distance(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarr
     # snap to the end vertex exactly, so a vertex shared by two zones gives equal distances
     qx = np.where(t >= 1.0, b[:, 0], a[:, 0] + t * ex)
     qy = np.where(t >= 1.0, b[:, 1], a[:, 1] + t * ey)
-    return np.hypot(px - qx, py - qy)
+    distance: np.ndarray = np.hypot(px - qx, py - qy)
+    return distance
 
 
 def _round_um(metres: float) -> float:

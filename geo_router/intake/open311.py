@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from geo_router.city.profile import CategorySpec
 from geo_router.errors import InputError
 from geo_router.intake.reports.models import MAX_PAGE, Report, ReportFilters, ReportInput
 from geo_router.store.schema import STATUSES, LiveChannel, ReportStatus
@@ -88,15 +89,15 @@ def _iso(value: datetime | None) -> str | None:
 # --------------------------------------------------------------------------- services
 
 
-def _keywords(category: Any) -> str:
+def _keywords(category: CategorySpec) -> str:
     words = [w for w in str(category.code).replace("-", "_").split("_") if w]
-    if getattr(category, "emergency", False):
+    if category.emergency:
         words.append("emergency")
     return ", ".join(dict.fromkeys(words))
 
 
-def service_list(categories: Iterable[Any]) -> list[dict[str, Any]]:
-    """GET services: one entry per category (``CategorySpec`` or ``CategoryRoute``)."""
+def service_list(categories: Iterable[CategorySpec]) -> list[dict[str, Any]]:
+    """GET services: one entry per category."""
     return [
         {
             "service_code": c.code,
@@ -111,7 +112,7 @@ def service_list(categories: Iterable[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def service_definition(category: Any) -> dict[str, Any]:
+def service_definition(category: CategorySpec) -> dict[str, Any]:
     """GET services/{code}: no extra attributes (``metadata`` is false for every service)."""
     return {"service_code": category.code, "attributes": []}
 
