@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from geo_router.errors import AuthenticationError, PermissionDeniedError
+from geo_router.intake.reports.models import Actor
 from geo_router.settings import is_loopback_host
 from geo_router.store.schema import ROLES
 
@@ -35,24 +36,9 @@ ADMIN = "admin"
 OPEN_MODE_TTL_S = 2.0
 
 
-class Principal(Protocol):
-    """Who is calling: an ``ApiKeyRecord`` or the open-mode principal."""
-
-    @property
-    def id(self) -> str:
-        """The key's id."""
-
-    @property
-    def name(self) -> str:
-        """Who uses the key."""
-
-    @property
-    def role(self) -> str:
-        """One of ``ROLES``."""
-
-    @property
-    def channel(self) -> str | None:
-        """Intake keys: the channel they report through."""
+#: Who is calling: an ``ApiKeyRecord`` or the open-mode principal. The same protocol as the
+#: library's report actor, so a principal is passed to the services as it is.
+Principal = Actor
 
 
 @dataclass(frozen=True, slots=True)

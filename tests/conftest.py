@@ -116,3 +116,12 @@ def migrated_engine(database_url: str) -> Iterator[Any]:
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+def copy_of_demo_city(folder: Path, name: str = "Kota Lain") -> Path:
+    """A copy of the demo city's folder whose profile names the city ``name``; its profile path."""
+    shutil.copytree(DEMO_CITY_PROFILE.parent, folder)
+    profile = folder / DEMO_CITY_PROFILE.name
+    text = profile.read_text(encoding="utf-8")
+    profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
+    return profile

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import copy_of_demo_city
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import AppSettings
-from geo_router.settings import DEMO_CITY_PROFILE
 from geo_router.store import describe_store, make_engine
 from geo_router.store.city_record import recorded_city
 
@@ -66,15 +65,6 @@ def test_readyz_names_a_failed_load(tmp_path: Any) -> None:
         assert "city.toml is missing" in r.json()["detail"]
 
 
-def _other_city(folder: Path, name: str = "Kota Lain") -> Path:
-    """A copy of the demo city folder whose profile names another city."""
-    shutil.copytree(DEMO_CITY_PROFILE.parent, folder)
-    profile = folder / DEMO_CITY_PROFILE.name
-    text = profile.read_text(encoding="utf-8")
-    profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
-    return profile
-
-
 def test_startup_logs_the_store_and_records_the_city(
     demo_router: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -111,7 +101,7 @@ def test_a_store_of_another_city_never_becomes_ready(
         calls.append(settings)
         return demo_router, None
 
-    other = _other_city(tmp_path / "other")
+    other = copy_of_demo_city(tmp_path / "other")
     settings = AppSettings.of(data_dir=data, database_url=None, city=other, _env_file=None)
     caplog.set_level(logging.INFO, logger="geo_router.api")
     app = create_app(settings, city_loader=loader)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import copy_of_demo_city
 from typer.testing import CliRunner
 
 from geo_router.cli import app
-from geo_router.settings import DEMO_CITY_PROFILE
 from geo_router.store import make_engine
 from geo_router.store.city_record import recorded_city
 from geo_router.store.schema import report_zones, reports
@@ -114,15 +113,6 @@ def _import(source: Path, city: Path) -> Any:
     )
 
 
-def _other_city(folder: Path, name: str = "Kota Lain") -> Path:
-    """A copy of the demo city folder whose profile names another city."""
-    shutil.copytree(DEMO_CITY_PROFILE.parent, folder)
-    profile = folder / DEMO_CITY_PROFILE.name
-    text = profile.read_text(encoding="utf-8")
-    profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
-    return profile
-
-
 def test_import_says_which_store_and_keeps_to_its_city(
     data_dir: Path, tmp_path: Path, demo_profile_path: Path
 ) -> None:
@@ -140,7 +130,7 @@ def test_import_says_which_store_and_keeps_to_its_city(
         assert record is not None and record.name == "Kota Contoh"
         assert _import(source, demo_profile_path).exit_code == 0  # the same city again
 
-        other = _import(source, _other_city(tmp_path / "other"))
+        other = _import(source, copy_of_demo_city(tmp_path / "other"))
         assert other.exit_code == 2
         assert other.stderr.splitlines() == [
             f"store: {store}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import copy_of_demo_city
 from typer.testing import CliRunner
 
 from geo_router.cli import app
@@ -186,15 +186,6 @@ def test_two_workers_count_every_request_in_metrics(tmp_path: Path) -> None:
         proc.communicate(timeout=30)
 
 
-def _other_city(folder: Path, name: str = "Kota Lain") -> Path:
-    """A copy of the demo city folder whose profile names another city."""
-    shutil.copytree(DEMO_CITY_PROFILE.parent, folder)
-    profile = folder / DEMO_CITY_PROFILE.name
-    text = profile.read_text(encoding="utf-8")
-    profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
-    return profile
-
-
 def _refusal(store: str, other: str = "Kota Lain") -> str:
     return (
         f"error: this store ({store}) was created for the city 'Kota Contoh'; refusing to serve "
@@ -221,7 +212,7 @@ def test_serve_says_which_store_and_records_the_city(
 def test_serve_notes_a_changed_profile(
     env: Path, tmp_path: Path, uvicorn_calls: list[dict[str, Any]]
 ) -> None:
-    profile = _other_city(tmp_path / "city", "Kota Contoh")
+    profile = copy_of_demo_city(tmp_path / "city", "Kota Contoh")
     assert CliRunner().invoke(app, ["serve", "--city", str(profile)]).exit_code == 0
     with profile.open("a", encoding="utf-8") as f:
         f.write("\n# edited\n")
@@ -236,7 +227,7 @@ def test_serve_refuses_a_store_of_another_city(
     env: Path, tmp_path: Path, uvicorn_calls: list[dict[str, Any]]
 ) -> None:
     assert CliRunner().invoke(app, ["serve"]).exit_code == 0  # the demo city: recorded
-    other = _other_city(tmp_path / "other")
+    other = copy_of_demo_city(tmp_path / "other")
     result = CliRunner().invoke(app, ["serve", "--city", str(other)])
     assert result.exit_code == 2
     store = str((env / "geo_router.sqlite3").resolve())
@@ -250,7 +241,7 @@ def test_serve_refuses_another_city_in_a_real_process(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Store.open(StoreSettings(data_dir=data, database_url=None, _env_file=None)) as store:
         claim_city_profile(store.engine, DEMO_CITY_PROFILE)
-    other = _other_city(tmp_path / "other")
+    other = copy_of_demo_city(tmp_path / "other")
     proc = _start_serve(data, _free_port(), "--city", str(other), GEO_ROUTER_DATABASE_URL="")
     out, _ = proc.communicate(timeout=120)
     text = out.decode()
