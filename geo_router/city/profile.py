@@ -32,6 +32,7 @@ __all__ = [
     "FacilitySpec",
     "LayerSpec",
     "load_profile",
+    "read_profile_toml",
 ]
 
 #: Layer names and facility types become output keys (``<name>_id``, column names).
@@ -288,6 +289,27 @@ def _check_files_exist(profile: CityProfile, label: str) -> None:
             )
 
 
+def read_profile_toml(file: Path) -> tuple[bytes, dict[str, Any]]:
+    """A profile file's bytes and its TOML table, before any check of its keys.
+
+    Raises
+    ------
+    ProfileError
+        The file cannot be read, is not UTF-8 or is not TOML (the file named).
+    """
+    label = file.name
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"{label}: cannot read profile {file}: {exc.strerror or exc}") from exc
+    try:
+        return raw, tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{label}: not UTF-8 text ({exc.reason})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{label}: TOML syntax error: {exc}") from exc
+
+
 def load_profile(path: str | Path) -> CityProfile:
     """Read and check a city profile TOML file.
 
@@ -309,16 +331,7 @@ def load_profile(path: str | Path) -> CityProfile:
     """
     file = Path(path).expanduser().resolve()
     label = file.name
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ProfileError(f"{label}: cannot read profile {file}: {exc.strerror or exc}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{label}: not UTF-8 text ({exc.reason})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{label}: TOML syntax error: {exc}") from exc
+    _raw, data = read_profile_toml(file)
     try:
         profile = CityProfile.model_validate(data, context={"base_dir": file.parent})
     except ValidationError as exc:

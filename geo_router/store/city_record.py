@@ -9,7 +9,6 @@ that name no city (API keys, migrations) leave the record alone.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from geo_router.city.profile import read_profile_toml
 from geo_router.errors import ProfileError, StoreCityMismatchError
 from geo_router.store.database import describe_store
 from geo_router.store.engine import write_transaction
@@ -91,18 +91,7 @@ def profile_identity(path: str | Path) -> CityIdentity:
         The file cannot be read, is not TOML, or has no ``name``.
     """
     file = Path(path).expanduser().resolve()
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ProfileError(
-            f"{file.name}: cannot read profile {file}: {exc.strerror or exc}"
-        ) from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ProfileError(f"{file.name}: not UTF-8 text ({exc.reason})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{file.name}: TOML syntax error: {exc}") from exc
+    raw, data = read_profile_toml(file)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ProfileError(f"{file.name}: name: the city needs a name", detail={"key": "name"})
