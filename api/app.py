@@ -8,7 +8,9 @@ each step is handed the part it needs (routing, store, secrets, server, api).
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,12 +24,7 @@ import geo_router
 from api import schemas
 from api.auth import Authenticator
 from api.errors import install_error_handlers
-from api.middleware import (
-    BodyLimitMiddleware,
-    CatchAllMiddleware,
-    MetricsMiddleware,
-    RequestIdMiddleware,
-)
+from api.middleware import ApiMiddleware
 from api.request_metrics import Metrics
 from api.routers import (
     callers,
@@ -229,6 +226,29 @@ def _custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
+def _telemetry_off() -> dict[str, Any]:
+    """``FastAPI(telemetry=...)`` turning its native OpenTelemetry off, when nothing uses it.
+
+    FastAPI 0.16x instruments every request natively and, to know whether to, looks up
+    ``os.environ`` and the global OpenTelemetry providers on every request: 3.6 µs of each
+    ``GET /v1/route`` (benchmarks/README.md) with OpenTelemetry configured nowhere. This
+    service configures none itself. OpenTelemetry counts as configured when the environment
+    has an ``OTEL_*`` or ``FASTAPI_OTEL_*`` variable (what ``opentelemetry-instrument`` and
+    auto-configuration read) or a tracer provider was set before the app is built; then
+    FastAPI's defaults stay. FastAPI without the ``telemetry`` parameter has no such check.
+    """
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    if any(name.startswith(("OTEL_", "FASTAPI_OTEL_")) for name in os.environ):
+        return {}
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_app(
     settings: AppSettings | None = None,
     *,
@@ -269,6 +289,7 @@ def create_app(
             store_opener or open_store,
             secrets_loader or open_secrets,
         ),
+        **_telemetry_off(),
     )
     state = app.state
     state.settings = settings
@@ -282,11 +303,8 @@ def create_app(
     state.metrics = Metrics()
 
     install_error_handlers(app)
-    # Added last = outermost: the request id exists before anything can answer.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
-    app.add_middleware(CatchAllMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    # One layer: request id (outermost), catch-all 500, metrics, body limit (innermost).
+    app.add_middleware(ApiMiddleware, metrics=state.metrics, max_bytes=settings.api.max_body_bytes)
 
     route.include_routes(app)  # GET /v1/route first among the app's routes: the hot path
     for module in (collections, info, health, metrics):

@@ -57,13 +57,22 @@ OPEN_PRINCIPAL = OpenPrincipal()
 
 def extract_key(headers: Mapping[str, str]) -> str | None:
     """The API key of a request: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
-    auth = headers.get("authorization")
+    auth = _header(headers, "authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    key = headers.get("x-api-key")
+    key = _header(headers, "x-api-key")
     return key.strip() if key and key.strip() else None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers.get(name)`` without raising and catching a ``KeyError`` on a miss.
+
+    Starlette's ``Headers.get`` is ``Mapping.get`` over ``__getitem__``: a missing header (the
+    usual case for one of the two key headers, both in open mode) costs an exception each.
+    """
+    return headers[name] if name in headers else None  # noqa: SIM401 (get is the slow path)
 
 
 class _KeyStore(Protocol):

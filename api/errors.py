@@ -285,4 +285,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GeoRouterError, _domain_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    # Unexpected exceptions: api.middleware.CatchAllMiddleware (inside the request-id layer).
+    # Unexpected exceptions: api.middleware.ApiMiddleware (its catch-all, inside its request id).

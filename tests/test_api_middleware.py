@@ -31,3 +31,16 @@ def test_a_forked_worker_gets_its_own_random_half() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert child[:16] != parent[:16]
+
+
+def test_fastapi_telemetry_is_off_unless_opentelemetry_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api.app import _telemetry_off
+
+    for name in [n for n in os.environ if n.startswith(("OTEL_", "FASTAPI_OTEL_"))]:
+        monkeypatch.delenv(name)
+    off = {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    assert _telemetry_off() in (off, {})  # {} only for a FastAPI without the parameter
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "geo-router")
+    assert _telemetry_off() == {}
