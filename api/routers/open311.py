@@ -151,9 +151,10 @@ async def list_requests(request: Request, fmt: str) -> Response:
         query = open311.parse_query(request.query_params, now=datetime.now(UTC))
         found = await run_in_threadpool(_find, service, query)
         names = _service_names(service)
+        snapshot = service.router.snapshot
     except GeoRouterError as exc:
         return _error(exc, out)
-    items = [open311.service_request(r, names.get(r.category)) for r in found]
+    items = [open311.service_request(r, names.get(r.category), snapshot) for r in found]
     return _respond("requests", items, out)
 
 
@@ -173,9 +174,11 @@ async def get_request(request: Request, request_id: str, fmt: str) -> Response:
     try:
         service, report = await _public_report(request, request_id)
         names = _service_names(service)
+        snapshot = service.router.snapshot
     except GeoRouterError as exc:
         return _error(exc, out)
-    return _respond("requests", [open311.service_request(report, names.get(report.category))], out)
+    item = open311.service_request(report, names.get(report.category), snapshot)
+    return _respond("requests", [item], out)
 
 
 @router.get("/tokens/{token}.{fmt}", summary="Open311: request id of a token")

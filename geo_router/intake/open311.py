@@ -14,12 +14,21 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from geo_router.city.profile import CategorySpec
 from geo_router.errors import InputError
-from geo_router.intake.reports.models import MAX_PAGE, Report, ReportFilters, ReportInput
+from geo_router.intake.reports.models import (
+    MAX_PAGE,
+    Report,
+    ReportFilters,
+    ReportInput,
+    public_point,
+)
 from geo_router.store.schema import STATUSES, LiveChannel, ReportStatus
+
+if TYPE_CHECKING:
+    from geo_router.city.snapshot import CitySnapshot
 
 __all__ = [
     "DEFAULT_CHANNEL",
@@ -130,9 +139,19 @@ def service_notice(report: Report) -> str | None:
     return text[:1].upper() + text[1:] if text else None
 
 
-def service_request(report: Report, service_name: str | None = None) -> dict[str, Any]:
-    """One report in the GET requests shape (no personal data: phones never appear)."""
+def service_request(
+    report: Report, service_name: str | None = None, snapshot: CitySnapshot | None = None
+) -> dict[str, Any]:
+    """One report in the GET requests shape (no personal data: phones never appear).
+
+    ``lat``/``long`` are the report's :func:`public_point` in ``snapshot`` (the city the
+    feed serves): a report located at a registered caller's home is published at a point
+    of its zone, or without a point (and never with an address), never at the home.
+    """
     location = report.decision.get("location") or {}
+    point = public_point(report, snapshot)
+    lon, lat = point if point is not None else (None, None)
+    at_home = report.location_source == "registered_caller"
     return {
         "service_request_id": report.id,
         "status": open311_status(report.status),
@@ -145,11 +164,11 @@ def service_request(report: Report, service_name: str | None = None) -> dict[str
         "requested_datetime": _iso(report.created_at),
         "updated_datetime": _iso(report.updated_at),
         "expected_datetime": None,
-        "address": location.get("label"),
+        "address": None if at_home else location.get("label"),
         "address_id": None,
         "zipcode": None,
-        "lat": report.lat,
-        "long": report.lon,
+        "lat": lat,
+        "long": lon,
         "media_url": report.media_url,
     }
 

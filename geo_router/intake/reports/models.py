@@ -3,25 +3,35 @@
 ``ReportInput`` and ``ReportFilters`` validate what callers send (an ``InputError`` names
 every bad field); :func:`report_dict` is the one encoder of a report answer. The stored
 record types (``Report``, ``StatusChange``) come from the store.
+
+:func:`public_point` is the one rule for where a report may be shown to anyone who may not
+see the subscriber registry (the public Open311 feed, analysts): a report located at a
+registered caller's home is shown at a point of its zone, never at the home.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from geo_router.errors import InputError, InvalidCoordinatesError
 from geo_router.store.reports_repo import PRIVATE_FIELDS, Report, ReportQuery, StatusChange
 from geo_router.store.schema import LiveChannel, ReportChannel, ReportStatus
 
+if TYPE_CHECKING:
+    from geo_router.city.snapshot import CitySnapshot
+
 __all__ = [
     "MAX_PAGE",
     "PRIVATE_FIELDS",
+    "REGISTRY_ROLES",
     "TRANSITIONS",
     "Actor",
     "Location",
@@ -31,11 +41,17 @@ __all__ = [
     "ReportInput",
     "ServiceActor",
     "StatusChange",
+    "public_point",
     "report_dict",
+    "shows_registry",
 ]
 
 #: Largest page ``ReportService.list`` returns.
 MAX_PAGE = 500
+#: Roles that may see the subscriber registry, and so a registered caller's home.
+REGISTRY_ROLES: tuple[str, ...] = ("admin", "intake")
+#: The location source of a report placed at a registered caller's home.
+_HOME_SOURCE = "registered_caller"
 #: Allowed status changes; reopening (closed -> open) is for admins only.
 TRANSITIONS: frozenset[tuple[ReportStatus, ReportStatus]] = frozenset(
     {
@@ -233,12 +249,100 @@ class Page:
     offset: int
 
 
-def report_dict(report: Report, reporter_phone: str | None = None) -> dict[str, Any]:
+def shows_registry(actor: Actor | None) -> bool:
+    """Whether ``actor`` may see registry data (a caller's home); None is the public."""
+    return actor is not None and actor.role in REGISTRY_ROLES
+
+
+#: Per snapshot and layer: each zone's point (inside the zone), computed once.
+_ZONE_POINTS: weakref.WeakKeyDictionary[CitySnapshot, dict[str, dict[str, tuple[float, float]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _layer_depth(snapshot: CitySnapshot, name: str) -> int:
+    depth, parent = 0, snapshot.layers[name].parent
+    while parent is not None and parent in snapshot.layers and depth < len(snapshot.layers):
+        depth, parent = depth + 1, snapshot.layers[parent].parent
+    return depth
+
+
+def _zone_points(snapshot: CitySnapshot, layer: str) -> dict[str, tuple[float, float]]:
+    per_layer = _ZONE_POINTS.setdefault(snapshot, {})
+    points = per_layer.get(layer)
+    if points is None:
+        zones = snapshot.layers[layer]
+        inside = shapely.point_on_surface(zones.geometries)
+        xs, ys = shapely.get_x(inside), shapely.get_y(inside)
+        points = {
+            str(zone_id): (float(x), float(y))
+            for zone_id, x, y in zip(zones.ids.tolist(), xs.tolist(), ys.tolist(), strict=True)
+        }
+        per_layer[layer] = points
+    return points
+
+
+def public_point(report: Report, snapshot: CitySnapshot | None) -> tuple[float, float] | None:
+    """Where ``report`` may be shown to those who may not see the registry, ``(lon, lat)``.
+
+    A report located at a registered caller's home is shown at a point inside its zone of
+    the finest layer that holds it (the zone's point on surface, the same for every report
+    there), or at no point when it lies in no zone of ``snapshot`` (or without a snapshot);
+    never at the home. Any other report is shown at its own point.
+    """
+    if report.location_source != _HOME_SOURCE:
+        if report.lon is None or report.lat is None:
+            return None
+        return (report.lon, report.lat)
+    if snapshot is None:
+        return None
+    layers = [name for name in snapshot.layers if name in report.zones]
+    layers.sort(key=lambda name: _layer_depth(snapshot, name), reverse=True)
+    for name in layers:
+        point = _zone_points(snapshot, name).get(report.zones[name])
+        if point is not None:
+            return point
+    return None
+
+
+def _hide_home(data: dict[str, Any], point: tuple[float, float] | None) -> None:
+    """Replace every trace of a caller's home in a report answer (its point, the decision's
+    point, and distances and bearings measured from it)."""
+    lon, lat = point if point is not None else (None, None)
+    data["lon"], data["lat"] = lon, lat
+    decision = data.get("decision")
+    if not isinstance(decision, dict):
+        return
+    if "lon" in decision or "lat" in decision:
+        decision["lon"], decision["lat"] = lon, lat
+    for responders in (decision.get("responders") or {}).values():
+        for responder in responders:
+            responder["distance_m"] = responder["bearing_deg"] = None
+    for zone in (decision.get("zones") or {}).values():
+        for candidate in (zone or {}).get("candidates") or []:
+            candidate["distance_m"] = None
+    location = decision.get("location")
+    if isinstance(location, dict):
+        location["label"] = None
+
+
+def report_dict(
+    report: Report,
+    reporter_phone: str | None = None,
+    *,
+    registry: bool = True,
+    snapshot: CitySnapshot | None = None,
+) -> dict[str, Any]:
     """A report as answered: every stored field but the phone's hash and ciphertext.
 
     ``reporter_phone`` (the number, or its masked form) is added when the caller may see it.
+    With ``registry=False`` (the caller may not see the subscriber registry) a report at a
+    registered caller's home is shown at its :func:`public_point` in ``snapshot``, with no
+    distance or bearing measured from the home.
     """
     data = report.to_dict(include_private=False)
+    if not registry and report.location_source == _HOME_SOURCE:
+        _hide_home(data, public_point(report, snapshot))
     if reporter_phone is not None:
         data["reporter_phone"] = reporter_phone
     return data

@@ -44,6 +44,7 @@ from geo_router.intake.reports.models import (
     ReportInput,
     StatusChange,
     report_dict,
+    shows_registry,
 )
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
@@ -444,9 +445,17 @@ class ReportService:
 
         The stored hash and ciphertext never leave the service. Admin and intake keys see
         the reporter's number as ``reporter_phone`` (masked for intake), taken from
-        ``phone`` when the caller has it at hand, else decrypted; other roles see no phone.
+        ``phone`` when the caller has it at hand, else decrypted; other roles see no phone,
+        and see a report at a registered caller's home only at its zone's public point
+        (:func:`~geo_router.intake.reports.models.public_point`).
         """
         role = actor.role if actor is not None else None
+        if not shows_registry(actor):
+            # A caller's home is registry data: shown only at its zone's public point.
+            snapshot = (
+                self.router.snapshot if report.location_source == "registered_caller" else None
+            )
+            return report_dict(report, registry=False, snapshot=snapshot)
         if role not in _PHONE_ROLES or report.reporter_phone_enc is None:
             return report_dict(report)
         if phone is not None:
