@@ -137,17 +137,23 @@ def _load_in_background(app: FastAPI, loader: CityLoader) -> threading.Thread:
 
 
 def _announce_mode(app: FastAPI) -> None:
-    """Say at startup whether the service runs open (no keys, loopback) or protected."""
+    """Say at startup whether the service runs open (no key ever, loopback) or protected."""
     host = app.state.settings.server.host
     auth: Authenticator = app.state.auth
     if auth.open_mode():
         log.warning(
-            "no API keys: running OPEN on loopback %s (every caller acts as admin); "
-            "create a key with 'geo-router keys create' to protect the service",
+            "no API keys: running OPEN on loopback %s (every local caller acts as admin; "
+            "callers from other machines get 401); create a key with 'geo-router keys create' "
+            "to protect the service",
             host,
         )
-    elif not auth.loopback and auth.keys.count_active() == 0:
+    elif not auth.keyed():
         log.warning("no API keys and bound to %s: every protected endpoint answers 401", host)
+    elif auth.keys.count_active() == 0:
+        log.warning(
+            "every API key is revoked: every protected endpoint answers 401 until one is "
+            "created with 'geo-router keys create'"
+        )
 
 
 def _claim_store_city(settings: AppSettings, store: Store) -> str | None:

@@ -1,13 +1,16 @@
 """API-key authentication and role checks.
 
 Keys come as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` and are verified by the
-store's ``KeyStore`` (which caches positive lookups itself). With no active key and the
-server bound to a loopback address, the service runs open: every request acts as an
-admin principal, and startup says so.
+store's ``KeyStore`` (which caches positive lookups itself). While no key was ever created
+(revoked keys count) and the server is bound to a loopback address, the service runs open
+for loopback peers: each such request acts as an admin principal, and startup says so. A
+peer from another machine gets 401 then, and once any key has existed every request without
+a valid key gets 401.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Mapping
@@ -27,12 +30,13 @@ __all__ = [
     "Principal",
     "extract_key",
     "is_loopback_host",
+    "peer_is_loopback",
 ]
 
 #: Every role a key may hold (``store.schema.ROLES``); admin may do everything.
 ADMIN = "admin"
 
-#: How long the "are there any active keys?" answer is reused (seconds).
+#: How long a "no key was ever created" answer is reused (seconds); "some key was" is final.
 OPEN_MODE_TTL_S = 2.0
 
 
@@ -43,7 +47,7 @@ Principal = Actor
 
 @dataclass(frozen=True, slots=True)
 class OpenPrincipal:
-    """The caller in open mode (no keys, loopback): acts as admin."""
+    """The caller in open mode (no key ever, loopback server and peer): acts as admin."""
 
     id: str = "open-mode"
     name: str = "open mode (no API keys, loopback only)"
@@ -80,55 +84,96 @@ class _KeyStore(Protocol):
 
     def count_active(self) -> int: ...
 
+    def count_all(self) -> int: ...
+
+
+#: The 401 for a caller from another machine while no key exists: open mode is loopback only.
+NO_KEYS_REMOTE = (
+    "this service has no API keys yet and only serves its own machine without one: "
+    "create a key with 'geo-router keys create --role admin --name ops' and send it as "
+    "'Authorization: Bearer KEY'"
+)
+
+
+def peer_is_loopback(peer: str | None) -> bool:
+    """Whether the request's peer address (ASGI ``scope["client"][0]``) is this machine.
+
+    An unknown peer (None, e.g. a Unix socket) does not count as loopback.
+    """
+    if not peer:
+        return False
+    try:
+        return ipaddress.ip_address(peer.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 
 class Authenticator:
     """Turns request headers into a principal, or raises 401/403 errors.
 
+    Open mode (every caller acts as admin) needs all three: the server bound to a loopback
+    address, no key ever created in the store (revoked keys count: once a key has existed,
+    the service never falls back to open mode), and the request's peer on loopback.
+
     Parameters
     ----------
     keys
-        The store's ``KeyStore`` (``verify``, ``count_active``).
+        The store's ``KeyStore`` (``verify``, ``count_active``, ``count_all``).
     host
-        The address the server is bound to; open mode needs a loopback address.
+        The address the server is bound to (``ServerSettings.host``).
     """
 
     def __init__(self, keys: _KeyStore, host: str) -> None:
         self.keys = keys
         self.loopback = is_loopback_host(host)
-        self._open_until = 0.0
-        self._open = False
+        self._keyed = False  # a key has existed; once True, never False again
+        self._checked_until = 0.0
         self._lock = threading.Lock()
 
-    def open_mode(self) -> bool:
-        """True while no key is active and the server is loopback-bound (cached briefly)."""
-        if not self.loopback:
-            return False
+    def keyed(self) -> bool:
+        """Whether any key was ever created (True is cached for good, False for a moment)."""
+        if self._keyed:
+            return True
         now = time.monotonic()
-        if now >= self._open_until:
+        if now >= self._checked_until:
             with self._lock:
-                self._open = self.keys.count_active() == 0
-                self._open_until = now + OPEN_MODE_TTL_S
-        return self._open
+                if not self._keyed and self.keys.count_all() > 0:
+                    self._keyed = True
+                self._checked_until = now + OPEN_MODE_TTL_S
+        return self._keyed
+
+    def open_mode(self) -> bool:
+        """True while no key was ever created and the server is loopback-bound.
+
+        A request is served open only when, in addition, its peer is loopback
+        (:meth:`authenticate`).
+        """
+        return self.loopback and not self.keyed()
 
     def refresh(self) -> None:
-        """Forget the cached open-mode answer (after creating or revoking keys)."""
-        self._open_until = 0.0
+        """Check the store again at the next request (after creating keys)."""
+        self._checked_until = 0.0
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """The principal of a request; ``AuthenticationError`` without a usable key."""
+    def authenticate(self, headers: Mapping[str, str], peer: str | None = None) -> Principal:
+        """The principal of a request; ``AuthenticationError`` without a usable key.
+
+        ``peer`` is the client's address (``request.client.host``); open mode serves only a
+        loopback peer.
+        """
         key = extract_key(headers)
-        if key is None:
-            if self.open_mode():
+        if key is not None:
+            record = self.keys.verify(key)
+            if record is not None and getattr(record, "revoked_at", None) is None:
+                return record  # type: ignore[no-any-return]  # an ApiKeyRecord (KeyStore.verify)
+        if self.open_mode():
+            if peer_is_loopback(peer):
                 return OPEN_PRINCIPAL
+            raise AuthenticationError(NO_KEYS_REMOTE)
+        if key is None:
             raise AuthenticationError(
                 "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
             )
-        record = self.keys.verify(key)
-        if record is None or getattr(record, "revoked_at", None) is not None:
-            if self.open_mode():
-                return OPEN_PRINCIPAL
-            raise AuthenticationError("unknown or revoked API key")
-        return record  # type: ignore[no-any-return]  # an ApiKeyRecord (KeyStore.verify)
+        raise AuthenticationError("unknown or revoked API key")
 
 
 def check_role(principal: Principal, roles: tuple[str, ...]) -> None:

@@ -130,7 +130,8 @@ async def get_principal(request: Request) -> Principal:
         if refusal:  # the store was refused at startup (created for another city)
             raise NotReadyError(refusal)
         raise ConfigurationError("authentication is not configured (store not open)")
-    return auth.authenticate(request.headers)
+    client = request.client
+    return auth.authenticate(request.headers, None if client is None else client.host)
 
 
 def require_roles(*roles: str) -> Callable[[Request], Awaitable[Principal]]:

@@ -10,8 +10,12 @@ from fastapi import FastAPI
 
 from api.app import City, create_app, load_city
 from api.settings import AppSettings
-from geo_router.errors import ConfigurationError
+from geo_router.errors import GeoRouterError
 from geo_router.intake.secrets import Secrets
+from geo_router.settings import PUBLIC_WITHOUT_KEYS, is_loopback_host
+
+#: Exit status of a refusal to serve a non-loopback host without keys (as ``geo-router serve``).
+EXIT_REFUSED = 2
 
 
 def create_app_from_env() -> FastAPI:
@@ -25,10 +29,33 @@ def create_app_from_env() -> FastAPI:
     try:
         settings = AppSettings.from_env()
         Secrets.load(settings.secrets, settings.store)
-    except ConfigurationError as exc:
+        refusal = public_without_keys(settings)
+    except GeoRouterError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         raise SystemExit(3) from None
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
+        raise SystemExit(EXIT_REFUSED)
     return create_app(settings, city_loader=load_city_for_serving)
+
+
+def public_without_keys(settings: AppSettings) -> str | None:
+    """The refusal when the app is configured for a non-loopback host with no active key.
+
+    The host is ``ServerSettings.host`` (``GEO_ROUTER_HOST``; ``geo-router serve`` sets it to
+    its bind address). Started by uvicorn or gunicorn directly, set ``GEO_ROUTER_HOST`` to the
+    address they bind; whatever it says, a caller from another machine gets 401 while no key
+    has ever existed (``api.auth.Authenticator``).
+    """
+    host = settings.server.host
+    if is_loopback_host(host):
+        return None
+    from geo_router.store.database import Store
+
+    with Store.open(settings.store) as store:
+        if store.keys.count_active() > 0:
+            return None
+    return PUBLIC_WITHOUT_KEYS.format(host=host)
 
 
 def load_city_for_serving(settings: AppSettings) -> City:

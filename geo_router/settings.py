@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEMO_CITY_PROFILE",
+    "PUBLIC_WITHOUT_KEYS",
     "EnvironmentSettings",
     "IntakeSettings",
     "RoutingSettings",
@@ -179,6 +180,15 @@ store_settings = cached_factory(StoreSettings)
 secrets_settings = cached_factory(SecretsSettings)
 intake_settings = cached_factory(IntakeSettings)
 server_settings = cached_factory(ServerSettings)
+
+
+#: Why a server bound to a non-loopback address refuses to start without an active API key
+#: (``geo-router serve`` and the uvicorn factory ``api.main:create_app_from_env`` alike).
+PUBLIC_WITHOUT_KEYS = (
+    "refusing to serve on {host} without API keys: anyone could use it. "
+    "Create one with 'geo-router keys create --role admin --name ops', "
+    "or bind to 127.0.0.1."
+)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -124,22 +124,77 @@ def test_401_carries_www_authenticate_and_403_names_the_role(keyed: dict[str, An
     assert wrong.status_code == 401
 
 
-def test_open_mode_only_on_loopback(demo_router: Any, tmp_path: Path) -> None:
-    loopback = create_app(
-        AppSettings.of(data_dir=tmp_path / "a", _env_file=None),
+#: A loopback peer and a peer from another machine (TestClient's default is "testclient").
+LOCAL_PEER = ("127.0.0.1", 50000)
+REMOTE_PEER = ("203.0.113.5", 1234)
+
+
+def _open_app(demo_router: Any, data_dir: Path, host: str = "127.0.0.1") -> Any:
+    return create_app(
+        AppSettings.of(data_dir=data_dir, host=host, _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
-    with TestClient(loopback) as client:
+
+
+def test_open_mode_only_on_loopback(demo_router: Any, tmp_path: Path) -> None:
+    loopback = _open_app(demo_router, tmp_path / "a")
+    with TestClient(loopback, client=LOCAL_PEER) as client:
         loopback.state.ready_event.wait(60)
         assert client.post("/v1/route/batch", json={"points": []}).status_code == 200
-    exposed = create_app(
-        AppSettings.of(data_dir=tmp_path / "b", host="0.0.0.0", _env_file=None),
-        city_loader=lambda s: (demo_router, None),
-    )
-    with TestClient(exposed) as client:
+    exposed = _open_app(demo_router, tmp_path / "b", host="0.0.0.0")
+    with TestClient(exposed, client=LOCAL_PEER) as client:
         exposed.state.ready_event.wait(60)
         assert client.get("/v1/info").status_code == 401
         assert client.get("/livez").status_code == 200
+
+
+def test_open_mode_serves_only_a_loopback_peer(demo_router: Any, tmp_path: Path) -> None:
+    """No key ever, loopback server: a peer from another machine still gets 401."""
+    app = _open_app(demo_router, tmp_path)
+    with TestClient(app, client=REMOTE_PEER) as remote:
+        assert app.state.ready_event.wait(60), app.state.load_error
+        for method, url in (("GET", "/v1/subscribers"), ("GET", "/v1/info")):
+            r = remote.request(method, url)
+            assert r.status_code == 401, (url, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert "geo-router keys create" in r.json()["detail"]
+        r = remote.post("/v1/subscribers/import", files={"file": ("a.csv", b"phone\n")})
+        assert r.status_code == 401
+        assert remote.get("/livez").status_code == 200
+    with TestClient(app, client=LOCAL_PEER) as local:
+        assert local.get("/v1/subscribers").status_code == 200
+    with TestClient(app, client=("::1", 1234)) as local6:
+        assert local6.get("/v1/info").status_code == 200
+
+
+def test_revoking_the_last_key_never_reopens_the_service(demo_router: Any, tmp_path: Path) -> None:
+    """Once a key has existed, a loopback peer without a key gets 401, not admin rights."""
+    settings = AppSettings.of(data_dir=tmp_path, _env_file=None)
+    with Store.open(settings.store) as store:
+        key, record = store.keys.create("admin", "only-admin")
+        assert store.keys.count_all() == 1
+    app = create_app(settings, city_loader=lambda s: (demo_router, None))
+    with TestClient(app, client=LOCAL_PEER) as client:
+        assert app.state.ready_event.wait(60), app.state.load_error
+        assert client.get("/v1/subscribers", headers={"X-API-Key": key}).status_code == 200
+        app.state.store.keys.revoke(record.id)
+        assert app.state.store.keys.count_all() == 1  # revoking keeps the row
+        for headers in ({}, {"X-API-Key": key}, {"Authorization": "Bearer gr_not-a-key"}):
+            assert client.get("/v1/subscribers", headers=headers).status_code == 401, headers
+            r = client.post(
+                "/v1/subscribers/import", files={"file": ("a.csv", b"phone\n")}, headers=headers
+            )
+            assert r.status_code == 401, (headers, r.text)
+    # A fresh app over the same store (a restart) stays closed as well.
+    again = create_app(settings, city_loader=lambda s: (demo_router, None))
+    with TestClient(again, client=LOCAL_PEER) as client:
+        assert again.state.ready_event.wait(60), again.state.load_error
+        assert not again.state.auth.open_mode()
+        assert client.get("/v1/subscribers").status_code == 401
+        assert (
+            client.post("/v1/subscribers/import", files={"file": ("a.csv", b"x")}).status_code
+            == 401
+        )
 
 
 def test_key_headers_and_loopback_hosts() -> None:

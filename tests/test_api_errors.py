@@ -16,6 +16,9 @@ from api.errors import STATUS_BY_ERROR, BodyTooLargeError, MalformedJSONError, s
 from api.settings import AppSettings
 from geo_router import errors as E  # noqa: N812 - short alias for a long list
 
+#: A loopback peer: open mode (no key ever) serves only this machine.
+LOCAL_PEER = ("127.0.0.1", 50000)
+
 PROBLEM = "application/problem+json"
 LIMIT = 4096
 
@@ -46,7 +49,7 @@ def app_and_client(
     app.add_api_route("/test/boom", boom)
     app.add_api_route("/test/limited", limited)
     app.add_api_route("/test/typed", typed, methods=["POST"])
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, client=LOCAL_PEER) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
         yield app, client
 
@@ -181,7 +184,7 @@ def test_oversized_batch_names_the_limit(demo_router: Any, tmp_path: Any) -> Non
         AppSettings.of(data_dir=tmp_path, batch_limit=5, _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
-    with TestClient(app) as c:
+    with TestClient(app, client=LOCAL_PEER) as c:
         app.state.ready_event.wait(60)
         body = _problem(c.post("/v1/route/batch", json={"points": [[107.6, -6.9]] * 6}), 413)
         assert "limit of 5" in body["detail"]

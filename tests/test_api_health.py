@@ -17,12 +17,15 @@ from api.settings import AppSettings
 from geo_router.store import describe_store, make_engine
 from geo_router.store.city_record import recorded_city
 
+#: A loopback peer: open mode (no key ever) serves only this machine.
+LOCAL_PEER = ("127.0.0.1", 50000)
+
 
 @pytest.fixture(scope="module")
 def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_health"), _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
         yield client
 
@@ -35,7 +38,7 @@ def test_readyz_is_503_until_the_slow_loader_finishes(demo_router: Any, tmp_path
         return demo_router, None
 
     app = create_app(AppSettings.of(data_dir=tmp_path, _env_file=None), city_loader=slow_loader)
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         assert client.get("/livez").status_code == 200
         r = client.get("/readyz")
         assert r.status_code == 503
@@ -57,7 +60,7 @@ def test_readyz_names_a_failed_load(tmp_path: Any) -> None:
         raise FileNotFoundError("city.toml is missing")
 
     app = create_app(AppSettings.of(data_dir=tmp_path, _env_file=None), city_loader=broken)
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         app.state.loader_thread.join(10)
         assert client.get("/livez").status_code == 200
         r = client.get("/readyz")
@@ -71,7 +74,7 @@ def test_startup_logs_the_store_and_records_the_city(
     caplog.set_level(logging.INFO, logger="geo_router.api")
     settings = AppSettings.of(data_dir=tmp_path, database_url=None, _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
         assert client.get("/readyz").status_code == 200
     store_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("store:")]
@@ -92,7 +95,7 @@ def test_a_store_of_another_city_never_becomes_ready(
         AppSettings.of(data_dir=data, database_url=None, _env_file=None),
         city_loader=lambda s: (demo_router, None),
     )
-    with TestClient(first):
+    with TestClient(first, client=LOCAL_PEER):
         assert first.state.ready_event.wait(60)  # the demo city is recorded
 
     calls: list[AppSettings] = []
@@ -105,7 +108,7 @@ def test_a_store_of_another_city_never_becomes_ready(
     settings = AppSettings.of(data_dir=data, database_url=None, city=other, _env_file=None)
     caplog.set_level(logging.INFO, logger="geo_router.api")
     app = create_app(settings, city_loader=loader)
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         assert client.get("/livez").status_code == 200
         for _ in range(3):
             r = client.get("/readyz")

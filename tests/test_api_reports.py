@@ -20,6 +20,9 @@ from geo_router.store import Store
 from geo_router.store.reports_repo import ReportsRepo
 from geo_router.store.subscribers_repo import SubscribersRepo
 
+#: A loopback peer: open mode (no key ever) serves only this machine.
+LOCAL_PEER = ("127.0.0.1", 50000)
+
 ROLES = {
     "call": ("intake", "call"),
     "sms": ("intake", "sms"),
@@ -236,7 +239,7 @@ def test_open_mode_admin_can_file(demo_router: Any, tmp_path: Path) -> None:
     """No keys on loopback: the open-mode principal (admin) must name a channel."""
     settings = AppSettings.of(data_dir=tmp_path, _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         assert app.state.ready_event.wait(60)
         lon, lat = (
             demo_router.snapshot.layers["kelurahan"].geometries[0].representative_point().coords[0]

@@ -22,12 +22,15 @@ from api.settings import AppSettings
 from geo_router.encoding.batch import encode_batch_answer, encode_batch_rows
 from geo_router.encoding.json import dumps, route_answer_dict
 
+#: A loopback peer: open mode (no key ever) serves only this machine.
+LOCAL_PEER = ("127.0.0.1", 50000)
+
 
 @pytest.fixture(scope="module")
 def app_client(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings_ = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_route"), _env_file=None)
     app = create_app(settings_, city_loader=lambda s: (demo_router, None))
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         assert app.state.ready_event.wait(60), app.state.load_error
         yield client
 

@@ -304,3 +304,34 @@ def test_a_bad_setting_is_one_line(env: Path, monkeypatch: pytest.MonkeyPatch) -
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: invalid setting GEO_ROUTER_PORT: ")
     assert "Traceback" not in result.output
+
+
+def test_uvicorn_factory_refuses_a_public_host_without_keys(tmp_path: Path) -> None:
+    """Started by uvicorn itself (not ``serve``): the same one-line refusal, no traceback."""
+    from geo_router.settings import PUBLIC_WITHOUT_KEYS
+
+    env = {name: value for name, value in os.environ.items() if name not in ENV}
+    env.update(GEO_ROUTER_DATA_DIR=str(tmp_path), GEO_ROUTER_HOST="0.0.0.0")
+    cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app_from_env", "--factory"]
+    cmd += ["--host", "0.0.0.0", "--port", str(_free_port())]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert errors == ["error: " + PUBLIC_WITHOUT_KEYS.format(host="0.0.0.0")], output
+    assert "Traceback" not in output
+    assert "OPEN" not in output
+
+
+def test_serve_is_not_open_once_every_key_is_revoked(
+    env: Path, uvicorn_calls: list[dict[str, Any]]
+) -> None:
+    with Store.open(StoreSettings(data_dir=env, _env_file=None)) as store:
+        _key, record = store.keys.create("admin", "ops")
+        store.keys.revoke(record.id)
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert "OPEN MODE" not in result.output
+    assert "revoked" in result.output
+    refused = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert refused.exit_code != 0 and "refusing" in refused.output

@@ -55,6 +55,7 @@ def test_revoke_by_id_and_prefix(store: Store) -> None:
     assert store.keys.revoke(r2.prefix).id == r2.id
     assert store.keys.verify(key2) is None
     assert store.keys.count_active() == 0
+    assert store.keys.count_all() == 2  # revoked keys stay: the API never reopens
     again = store.keys.revoke(r1.id)  # idempotent, keeps the first revocation time
     assert again.revoked_at == revoked.revoked_at
     assert [r.id for r in store.keys.list()] == [r1.id, r2.id]

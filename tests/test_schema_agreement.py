@@ -25,6 +25,9 @@ from geo_router.encoding.batch import encode_batch_answer
 from geo_router.encoding.json import dumps, route_answer_dict
 from geo_router.encoding.point import encode_point_hits
 
+#: A loopback peer: open mode (no key ever) serves only this machine.
+LOCAL_PEER = ("127.0.0.1", 50000)
+
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "number": (int, float),
@@ -187,7 +190,7 @@ def test_the_served_answer_is_the_encoders(
     settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("schema_served"), _env_file=None)
     app = create_app(settings, city_loader=lambda s: (demo_router, None))
     lon, lat = next(_sample_points(demo_router))
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL_PEER) as client:
         assert app.state.ready_event.wait(60)
         r = client.post("/v1/route", json={"lon": lon, "lat": lat}, headers={"X-Request-ID": "a1"})
     assert r.content == dumps(route_answer_dict(demo_router.route(lon, lat), "a1"))

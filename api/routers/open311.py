@@ -205,7 +205,8 @@ def _principal(request: Request, form_key: str | None) -> Actor:
         raise ConfigurationError("authentication is not configured (store not open)")
     headers = {"x-api-key": form_key} if form_key else request.headers
     try:
-        principal = auth.authenticate(headers)
+        client = request.client
+        principal = auth.authenticate(headers, None if client is None else client.host)
     except AuthenticationError as exc:
         if form_key:
             raise PermissionDeniedError("api_key is not valid (unknown or revoked)") from None

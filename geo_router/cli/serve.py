@@ -33,6 +33,7 @@ from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
 from geo_router.intake.secrets import Secrets
 from geo_router.settings import (
+    PUBLIC_WITHOUT_KEYS,
     RoutingSettings,
     ServerSettings,
     StoreSettings,
@@ -46,7 +47,7 @@ __all__ = [
     "APP_FACTORY",
     "MULTIPROC_DIR_ENV",
     "base_url",
-    "count_active_keys",
+    "count_keys",
     "is_loopback_host",
     "metrics_folder",
     "serve",
@@ -68,8 +69,9 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def count_active_keys(store_settings: StoreSettings, city: Path) -> int:
-    """Active API keys in the configured store (opens and migrates the embedded default).
+def count_keys(store_settings: StoreSettings, city: Path) -> tuple[int, int]:
+    """Active and all (revoked included) API keys in the configured store (opens and
+    migrates the embedded default).
 
     Says which store on stderr and claims it for ``city`` first: a store created for another
     city raises ``StoreCityMismatchError`` (one line, before uvicorn starts).
@@ -81,7 +83,7 @@ def count_active_keys(store_settings: StoreSettings, city: Path) -> int:
         note = claim_city_profile(store.engine, city).note
         if note:
             typer.echo(f"info: {note}", err=True)
-        return store.keys.count_active()
+        return store.keys.count_active(), store.keys.count_all()
 
 
 def worker_environment(
@@ -139,8 +141,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (docs at /docs, the map page at /).
 
-    With no API key on a loopback address everything runs open; on any other address the
-    service refuses to start until a key exists (``geo-router keys create``).
+    With no API key ever created and a loopback address, local callers are served open; on
+    any other address the service refuses to start until an active key exists
+    (``geo-router keys create``).
     """
     try:
         # Built here, not by the cached factories: the options win over the environment,
@@ -151,22 +154,24 @@ def serve(
         if not routing.city.is_file():
             raise _fail(f"city profile {routing.city} does not exist (--city or GEO_ROUTER_CITY)")
         Secrets.load(secrets_settings(), store)  # refuse here, in one line, not in every worker
-        active = count_active_keys(store, routing.city)
+        active, ever = count_keys(store, routing.city)
     except GeoRouterError as exc:
         raise _fail(exc.message) from None
     if active == 0 and not is_loopback_host(server.host):
-        raise _fail(
-            f"refusing to serve on {server.host} without API keys: anyone could use it. "
-            "Create one with 'geo-router keys create --role admin --name ops', "
-            "or bind to 127.0.0.1."
-        )
+        raise _fail(PUBLIC_WITHOUT_KEYS.format(host=server.host))
     url = base_url(server.host, server.port)
     typer.echo(f"geo-router serving {routing.city}")
     typer.echo(f"  API docs:  {url}/docs")
     typer.echo(f"  map page:  {url}/")
-    if active == 0:
+    if ever == 0:
         typer.secho(
             "  OPEN MODE: no API keys and bound to loopback; every local caller acts as admin.",
+            fg=typer.colors.YELLOW,
+        )
+    elif active == 0:
+        typer.secho(
+            "  protected: every API key is revoked, so every protected endpoint answers 401; "
+            "create one with 'geo-router keys create'",
             fg=typer.colors.YELLOW,
         )
     else:

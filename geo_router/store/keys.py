@@ -211,10 +211,18 @@ class KeyStore:
         return record
 
     def count_active(self) -> int:
-        """How many keys are not revoked (0 means the API runs open)."""
+        """How many keys are not revoked (open mode depends on :meth:`count_all`, not this)."""
         query = sa.select(sa.func.count()).where(api_keys.c.revoked_at.is_(None))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def count_all(self) -> int:
+        """How many keys were ever created, revoked ones included (revoking keeps the row).
+
+        Above 0, the API never runs open again, whatever is revoked.
+        """
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one())
 
     def clear_cache(self) -> None:
         """Forget cached verifications (tests, or after bulk revocation elsewhere)."""
