@@ -317,6 +317,8 @@ def create_app(
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
     for module in (subscribers, callers, reports, open311, mapview):
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
+    if settings.api.legacy_caller_path:  # off by default: the number would sit in the URL
+        app.include_router(callers.legacy_router, responses=schemas.PROBLEM_RESPONSES)
     app.include_router(docs.router)
     app.openapi = _custom_openapi(app)  # type: ignore[method-assign]
     return app

@@ -38,6 +38,13 @@ class ApiSettings(EnvironmentSettings):
     tile_url: str | None = Field(
         None, description="XYZ tile URL for the map page; none by default."
     )
+    legacy_caller_path: bool = Field(
+        False,
+        description=(
+            "Also serve the deprecated GET /v1/callers/{phone} for old clients (the number "
+            "then sits in URLs and access logs); off by default: use POST /v1/callers/lookup."
+        ),
+    )
 
 
 api_settings = cached_factory(ApiSettings)

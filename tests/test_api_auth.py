@@ -20,6 +20,8 @@ from geo_router.store import Store
 ROLE_TABLE = Path(__file__).parent / "data" / "role_table.csv"
 ROLES = ("intake", "planner", "analyst", "admin")
 UNDOCUMENTED = {"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
+#: Rows of routes served only with ``GEO_ROUTER_LEGACY_CALLER_PATH=true`` (off by default).
+LEGACY_ONLY = {("GET", "/v1/callers/{phone}")}
 
 
 def _table() -> list[dict[str, str]]:
@@ -40,8 +42,10 @@ def _app_routes(app: Any) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def keyed(demo_router: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """An app with one key per role, plus a revoked key."""
-    settings = AppSettings.of(data_dir=tmp_path_factory.mktemp("api_auth"), _env_file=None)
+    """An app with one key per role, plus a revoked key; every optional route switched on."""
+    settings = AppSettings.of(
+        data_dir=tmp_path_factory.mktemp("api_auth"), legacy_caller_path=True, _env_file=None
+    )
     keys: dict[str, str] = {}
     with Store.open(settings.store) as store:
         for role in ROLES:
@@ -63,6 +67,13 @@ def test_role_table_lists_every_route_and_nothing_else(keyed: dict[str, Any]) ->
     for row in _table():
         for col in ("public", *ROLES):
             assert row[col] in {"y", "n"}, (row, col)
+
+
+def test_default_app_serves_the_table_without_the_legacy_rows(tmp_path: Path) -> None:
+    """With default settings the legacy caller path is not a route at all."""
+    app = create_app(AppSettings.of(data_dir=tmp_path, _env_file=None))
+    table = {(row["method"], row["path"]) for row in _table()}
+    assert _app_routes(app) == table - LEGACY_ONLY
 
 
 def _fill(path: str, demo_router: Any) -> str:

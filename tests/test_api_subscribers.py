@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -39,11 +41,11 @@ def points(demo_router: Any) -> list[tuple[float, float]]:
     return [(g.representative_point().x, g.representative_point().y) for g in layer.geometries[:3]]
 
 
-@pytest.fixture
-def app_and_store(
-    database_url: str, demo_router: Any, points: list, tmp_path: Path
+@contextmanager
+def _served(
+    database_url: str, demo_router: Any, points: list, tmp_path: Path, **named: Any
 ) -> Iterator[tuple[TestClient, Store]]:
-    settings = AppSettings.of(data_dir=tmp_path, database_url=database_url, _env_file=None)
+    settings = AppSettings.of(data_dir=tmp_path, database_url=database_url, _env_file=None, **named)
     secrets = Secrets.generate()
     app = create_app(
         settings,
@@ -57,14 +59,25 @@ def app_and_store(
 
 
 @pytest.fixture
-def keys(app_and_store: tuple[TestClient, Store]) -> dict[str, dict[str, str]]:
-    client, store = app_and_store
+def app_and_store(
+    database_url: str, demo_router: Any, points: list, tmp_path: Path
+) -> Iterator[tuple[TestClient, Store]]:
+    with _served(database_url, demo_router, points, tmp_path) as served:
+        yield served
+
+
+def _keys_of(client: TestClient, store: Store) -> dict[str, dict[str, str]]:
     out = {}
     for role in ("intake", "planner", "analyst", "admin"):
         key, _ = store.keys.create(role, f"test-{role}")
         out[role] = {"Authorization": f"Bearer {key}"}
     client.app.state.auth.refresh()  # leave open mode now, not after its cache expires
     return out
+
+
+@pytest.fixture
+def keys(app_and_store: tuple[TestClient, Store]) -> dict[str, dict[str, str]]:
+    return _keys_of(*app_and_store)
 
 
 @pytest.fixture
@@ -88,8 +101,8 @@ def test_create_masks_phone_for_intake_reveals_for_admin(
     assert set(sub["zones"]) == {"kelurahan", "kecamatan", "fire_district", "police_sector"}
     admin = client.get(f"/v1/subscribers/{sub['id']}", headers=keys["admin"]).json()
     assert admin["phone"] == "+6281234567890" and admin["phone_revealed"] is True
-    intake = client.get(f"/v1/subscribers/{sub['id']}", headers=keys["intake"]).json()
-    assert intake["phone"] == "+62812****7890"
+    intake = client.get(f"/v1/subscribers/{sub['id']}", headers=keys["intake"])
+    assert intake.status_code == 403  # intake registers; reading the registry is admin only
 
 
 def test_create_by_address_and_errors(client: TestClient, keys: dict, points: list) -> None:
@@ -121,13 +134,13 @@ def test_create_by_address_and_errors(client: TestClient, keys: dict, points: li
 
 
 def test_list_patch_delete(client: TestClient, keys: dict, points: list) -> None:
-    h = keys["intake"]
     ids = [
         client.post(
-            "/v1/subscribers", json=_body(points, phone=f"08123456780{i}"), headers=h
+            "/v1/subscribers", json=_body(points, phone=f"08123456780{i}"), headers=keys["intake"]
         ).json()["id"]
         for i in range(3)
     ]
+    h = keys["admin"]
     page = client.get("/v1/subscribers", params={"limit": 2, "offset": 1}, headers=h).json()
     assert [s["id"] for s in page["items"]] == ids[1:3] and page["total"] == 3
     assert client.get("/v1/subscribers", params={"limit": 0}, headers=h).status_code == 422
@@ -195,17 +208,94 @@ def test_import_csv_body_and_multipart(client: TestClient, keys: dict, points: l
 def test_callers(client: TestClient, keys: dict, points: list) -> None:
     h = keys["intake"]
     sub = client.post("/v1/subscribers", json=_body(points), headers=h).json()
-    known = client.get("/v1/callers/+62 812-3456-7890", headers=h)
+    known = client.post("/v1/callers/lookup", json={"phone": "+62 812-3456-7890"}, headers=h)
     assert known.status_code == 200, known.text
     body = known.json()
     assert body["registered"] is True and body["subscriber_id"] == sub["id"]
+    assert body["phone"] == "+62812****7890"
     assert body["location"]["source"] == "given" and body["name"] == "Siti"
     assert body["zones"]["kelurahan"]["zone_id"] == sub["zones"]["kelurahan"]["zone_id"]
     assert body["nuisance"] == {"reports_made": 0, "false_reports": 0, "last_seen": None}
-    unknown = client.get("/v1/callers/081299998888", headers=h).json()
-    assert unknown["registered"] is False and unknown["location"] is None
-    bad = client.get("/v1/callers/hello", headers=h)
+    unknown = client.post("/v1/callers/lookup", json={"phone": "081299998888"}, headers=h)
+    assert unknown.json()["registered"] is False and unknown.json()["location"] is None
+    bad = client.post("/v1/callers/lookup", json={"phone": "hello"}, headers=h)
     assert bad.status_code == 422 and "not a number" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "body.phone"),
+        ({"phone": 81234567890}, "body.phone"),
+        ({"phone": ""}, "body.phone"),
+        ({"phone": "0812", "name": "x"}, "body.name"),
+        ([], "body"),
+    ],
+)
+def test_caller_lookup_bad_body_is_422_naming_the_field(
+    client: TestClient, keys: dict, body: Any, field: str
+) -> None:
+    r = client.post("/v1/callers/lookup", json=body, headers=keys["intake"])
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+def test_caller_path_form_is_gone_by_default(client: TestClient, keys: dict) -> None:
+    """The number never sits in a URL unless an operator turns the old form on."""
+    paths = {ctx.path for ctx in iter_route_contexts(client.app.routes)}
+    assert "/v1/callers/{phone}" not in paths and "/v1/callers/lookup" in paths
+    for who in ("intake", "admin"):
+        r = client.get("/v1/callers/+6281234567890", headers=keys[who])
+        assert r.status_code == 404, (who, r.text)
+    doc = client.get("/openapi.json").json()
+    assert "/v1/callers/{phone}" not in doc["paths"]
+
+
+def test_caller_path_form_behind_the_setting_answers_as_the_post(
+    database_url: str, demo_router: Any, points: list, tmp_path: Path
+) -> None:
+    with _served(database_url, demo_router, points, tmp_path, legacy_caller_path=True) as served:
+        client, store = served
+        keys = _keys_of(client, store)
+        h = keys["intake"]
+        client.post("/v1/subscribers", json=_body(points), headers=h)
+        by_path = client.get("/v1/callers/+6281234567890", headers=h)
+        by_body = client.post("/v1/callers/lookup", json={"phone": "+6281234567890"}, headers=h)
+        assert by_path.status_code == by_body.status_code == 200, by_path.text
+        assert by_path.json() == by_body.json()
+        assert by_path.json()["registered"] is True
+        assert client.get("/v1/callers/hello", headers=h).status_code == 422
+        assert client.get("/v1/callers/081200000000", headers=keys["planner"]).status_code == 403
+        assert client.get("/v1/callers/081200000000").status_code == 401
+        doc = client.get("/openapi.json").json()
+        assert doc["paths"]["/v1/callers/{phone}"]["get"]["deprecated"] is True
+        assert not doc["paths"]["/v1/callers/lookup"]["post"].get("deprecated", False)
+
+
+def test_intake_registers_but_cannot_read_change_or_delete_the_registry(
+    client: TestClient, keys: dict, points: list
+) -> None:
+    """Least privilege: any intake key could once dump or wipe the whole registry."""
+    intake, admin = keys["intake"], keys["admin"]
+    created = client.post("/v1/subscribers", json=_body(points), headers=intake)
+    assert created.status_code == 201, created.text
+    sub_id = created.json()["id"]
+    url = f"/v1/subscribers/{sub_id}"
+    assert client.get("/v1/subscribers", headers=intake).status_code == 403
+    assert client.get(url, headers=intake).status_code == 403
+    assert client.patch(url, json={"name": "x"}, headers=intake).status_code == 403
+    assert client.delete(url, headers=intake).status_code == 403
+    listed = client.get("/v1/subscribers", headers=admin)
+    assert listed.status_code == 200 and [s["id"] for s in listed.json()["items"]] == [sub_id]
+    assert client.get(url, headers=admin).status_code == 200
+    assert client.patch(url, json={"name": "Budi"}, headers=admin).json()["name"] == "Budi"
+    assert client.delete(url, headers=admin).status_code == 204
+    assert client.get(url, headers=admin).status_code == 404
+
+
+#: Served only with ``GEO_ROUTER_LEGACY_CALLER_PATH=true`` (covered above and in test_api_auth).
+LEGACY_ONLY = {("GET", "/v1/callers/{phone}")}
 
 
 def _expected_roles() -> list[dict[str, str]]:
@@ -223,6 +313,7 @@ def test_role_table_rows_exist() -> None:
         ("PATCH", "/v1/subscribers/{subscriber_id}"),
         ("DELETE", "/v1/subscribers/{subscriber_id}"),
         ("POST", "/v1/subscribers/import"),
+        ("POST", "/v1/callers/lookup"),
         ("GET", "/v1/callers/{phone}"),
     }
 
@@ -240,10 +331,12 @@ def test_roles_match_role_table(client: TestClient, keys: dict, points: list) ->
             "content": f"phone,lon,lat\n081277770001,{lon},{lat}\n",
             "headers": {"content-type": "text/csv"},
         },
-        ("GET", "/v1/callers/{phone}"): {},
+        ("POST", "/v1/callers/lookup"): {"json": {"phone": "081200000000"}},
     }
     for row in _expected_roles():
         method, path = row["method"], row["path"]
+        if (method, path) in LEGACY_ONLY:
+            continue  # not a route with the default settings
         url = path.replace("{subscriber_id}", "does-not-exist").replace("{phone}", "081200000000")
         kwargs = requests[(method, path)]
         for who in ("public", "intake", "planner", "analyst", "admin"):
@@ -252,7 +345,7 @@ def test_roles_match_role_table(client: TestClient, keys: dict, points: list) ->
             r = client.request(method, url, headers=headers, **extra)
             allowed = r.status_code not in (401, 403)
             assert allowed == (row[who] == "y"), (method, path, who, r.status_code, r.text)
-            if method == "POST" and allowed and "json" in kwargs:
+            if path == "/v1/subscribers" and method == "POST" and allowed:
                 client.delete(f"/v1/subscribers/{r.json()['id']}", headers=keys["admin"])
     assert client.get(f"/v1/subscribers/{sub_id}", headers=keys["admin"]).status_code == 200
 

@@ -1,4 +1,10 @@
-"""The call-taker's lookup: ``GET /v1/callers/{phone}``."""
+"""The call-taker's lookup: ``POST /v1/callers/lookup`` with ``{"phone": "..."}``.
+
+The number travels in the body, never in the URL, so access logs and proxies do not record
+it. The old ``GET /v1/callers/{phone}`` (``legacy_router``) is included only with
+``GEO_ROUTER_LEGACY_CALLER_PATH=true`` and is marked deprecated; both answer through
+:func:`_answer`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from api.deps import get_subscriber_service, require_roles
@@ -15,8 +21,20 @@ from geo_router.intake.subscribers.service import SubscriberService
 from geo_router.store.schema import SubscriberLocationSource, VerificationStatus
 
 router = APIRouter(prefix="/v1/callers", tags=["callers"])
+#: The deprecated path form, included only when ``ApiSettings.legacy_caller_path`` is on.
+legacy_router = APIRouter(prefix="/v1/callers", tags=["callers"])
 
 CALLER_ROLES = require_roles("intake")  # admin always passes
+
+
+class CallerLookup(BaseModel):
+    """Who is calling: the number, in the body so it stays out of URLs and access logs."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"phone": "0812-3456-7890"}]}
+    )
+
+    phone: str = Field(min_length=1, max_length=64, description="Any common format.")
 
 
 class CallerLocation(BaseModel):
@@ -80,31 +98,58 @@ _UNKNOWN = {
 }
 
 
-@router.get(
-    "/{phone}",
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": CallerOut,
+        "description": "The caller; unknown numbers are not an error.",
+        "content": {
+            "application/json": {
+                "examples": {
+                    "registered": {"value": _REGISTERED},
+                    "unknown": {"value": _UNKNOWN},
+                }
+            }
+        },
+    },
+    422: {"description": "Not a phone number (the reason is named)."},
+}
+
+Registry = Annotated[SubscriberService, Depends(get_subscriber_service)]
+
+
+def _answer(phone: str, registry: SubscriberService) -> Response:
+    """The one answer of both forms: location, zones and responders now, the nuisance record."""
+    return json_response(registry.caller(phone))
+
+
+@router.post(
+    "/lookup",
     operation_id="lookup_caller",
     summary="Who is calling?",
     response_class=Response,
-    responses={
-        200: {
-            "model": CallerOut,
-            "description": "The caller; unknown numbers are not an error.",
-            "content": {
-                "application/json": {
-                    "examples": {
-                        "registered": {"value": _REGISTERED},
-                        "unknown": {"value": _UNKNOWN},
-                    }
-                }
-            },
-        },
-        422: {"description": "Not a phone number (the reason is named)."},
-    },
+    responses=_RESPONSES,
 )
 def lookup_caller(
-    phone: str,
-    registry: Annotated[SubscriberService, Depends(get_subscriber_service)],
+    body: CallerLookup,
+    registry: Registry,
     _principal: Annotated[Any, Depends(CALLER_ROLES)],
 ) -> Response:
     """The call-taker's answer: location, zones and responders now, and the nuisance record."""
-    return json_response(registry.caller(phone))
+    return _answer(body.phone, registry)
+
+
+@legacy_router.get(
+    "/{phone}",
+    operation_id="lookup_caller_by_path",
+    summary="Who is calling? (deprecated: the number ends up in access logs)",
+    response_class=Response,
+    responses=_RESPONSES,
+    deprecated=True,
+)
+def lookup_caller_by_path(
+    phone: str,
+    registry: Registry,
+    _principal: Annotated[Any, Depends(CALLER_ROLES)],
+) -> Response:
+    """As ``POST /v1/callers/lookup``; served only with ``GEO_ROUTER_LEGACY_CALLER_PATH=true``."""
+    return _answer(phone, registry)

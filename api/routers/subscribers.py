@@ -1,5 +1,7 @@
 """Caller registry endpoints: ``/v1/subscribers`` (register, read, list, change, delete, import).
 
+An intake key may only register; everything else here is admin only.
+
 Handlers are plain ``def`` (one database transaction each, run in FastAPI's thread pool),
 except the import, which reads the upload first. Phone numbers are masked unless the caller
 is an admin.
@@ -27,7 +29,10 @@ from geo_router.store.schema import SubscriberLocationSource, VerificationStatus
 
 router = APIRouter(prefix="/v1/subscribers", tags=["subscribers"])
 
-REGISTRY_ROLES = require_roles("intake")  # admin always passes
+#: Least privilege: an intake key registers a caller (and looks one up, ``/v1/callers``);
+#: listing, reading by id, changing, deleting and importing the registry are admin only.
+REGISTER_ROLES = require_roles("intake")  # admin always passes
+REGISTRY_ROLES = require_roles("admin")
 IMPORT_ROLES = require_roles("admin")
 
 Registry = Annotated[SubscriberService, Depends(get_subscriber_service)]
@@ -234,7 +239,7 @@ def create_subscriber(
     body: SubscriberCreate,
     request: Request,
     registry: Registry,
-    principal: Annotated[Any, Depends(REGISTRY_ROLES)],
+    principal: Annotated[Any, Depends(REGISTER_ROLES)],
 ) -> Response:
     """Register a caller. Zones and nearest responders are resolved now and kept."""
     location = body.location
