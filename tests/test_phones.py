@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from geo_router.errors import InvalidPhoneError
@@ -67,6 +67,8 @@ def test_mask_phone() -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@example(text="+68300")  # a four-digit number still hides three digits
+@example(text="+683 7000")
 @given(text=st.text(max_size=40) | st.from_regex(r"\+?[0-9 ()\-.]{0,24}", fullmatch=True))
 def test_only_invalid_phone_error_and_idempotent(text: str) -> None:
     try:
@@ -76,7 +78,11 @@ def test_only_invalid_phone_error_and_idempotent(text: str) -> None:
     assert e164.startswith("+") and e164[1:].isdigit()
     assert normalize_phone(e164) == e164
     masked = mask_phone(e164)
-    assert masked.count("*") >= 3 and masked[-2:] == e164[-2:]
+    shown_head, _, rest = masked.partition("*")
+    shown_tail = rest.lstrip("*")
+    assert masked.count("*") >= 3 and len(masked) == len(e164)
+    assert e164.startswith(shown_head) and e164.endswith(shown_tail)
+    assert len(shown_tail) >= min(2, len(e164) - len(shown_head) - 3)
 
 
 @settings(max_examples=200, deadline=None)

@@ -104,7 +104,8 @@ def _e164(number: ParsedNumber) -> str:
 
 def _mask(number: ParsedNumber) -> str:
     national = phonenumbers.national_significant_number(number)
-    tail = 4 if len(national) >= 8 else 2
+    # at least three digits stay hidden, even in four-digit numbers (Niue, for one)
+    tail = 4 if len(national) >= 8 else max(0, min(2, len(national) - 3))
     head = 3 if len(national) >= 10 else 0
     hidden = len(national) - head - tail
     return f"+{number.country_code}{national[:head]}{'*' * hidden}{national[-tail:]}"
@@ -134,7 +135,7 @@ def mask_phone(e164: str) -> str:
     """A number with its middle digits hidden, for non-admins: ``+62812****7890``.
 
     Keeps the country code, the first three national digits when there are ten or more, and
-    the last four (two for short numbers); at least three digits are always masked.
+    the last four (at most two for short numbers); at least three digits are always masked.
 
     Raises
     ------
