@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from api.auth import Principal
 from api.deps import get_subscriber_service, require_roles
 from api.serialize import json_response
 from geo_router.intake.subscribers.service import SubscriberService
@@ -132,7 +133,7 @@ def _answer(phone: str, registry: SubscriberService) -> Response:
 def lookup_caller(
     body: CallerLookup,
     registry: Registry,
-    _principal: Annotated[Any, Depends(CALLER_ROLES)],
+    _principal: Annotated[Principal, Depends(CALLER_ROLES)],
 ) -> Response:
     """The call-taker's answer: location, zones and responders now, and the nuisance record."""
     return _answer(body.phone, registry)
@@ -149,7 +150,7 @@ def lookup_caller(
 def lookup_caller_by_path(
     phone: str,
     registry: Registry,
-    _principal: Annotated[Any, Depends(CALLER_ROLES)],
+    _principal: Annotated[Principal, Depends(CALLER_ROLES)],
 ) -> Response:
     """As ``POST /v1/callers/lookup``; served only with ``GEO_ROUTER_LEGACY_CALLER_PATH=true``."""
     return _answer(phone, registry)
