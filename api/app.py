@@ -183,6 +183,29 @@ def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
     return None
 
 
+def _check_store_secrets(
+    settings: AppSettings, store: Store, secrets_loader: SecretsLoader
+) -> tuple[Secrets | None, str | None]:
+    """Load the secrets and check the store with them; (secrets, None) or (None, refusal).
+
+    The store's file is checked for damage and the secrets against its check values
+    (``geo_router.store.secrets_check``); a refusal is logged in one line and keeps the
+    service from ever becoming ready, like a store of another city.
+    """
+    from geo_router.errors import ConfigurationError
+    from geo_router.store.secrets_check import check_for_service
+
+    try:
+        secrets = secrets_loader(settings)
+        engine = getattr(store, "engine", None)
+        if engine is not None:  # an injected stand-in without a database has nothing to check
+            check_for_service(engine, secrets)
+    except ConfigurationError as exc:
+        log.error("%s", exc.message)
+        return None, exc.message
+    return secrets, None
+
+
 def _make_lifespan(
     loader: CityLoader, store_opener: StoreOpener, secrets_loader: SecretsLoader
 ) -> Callable[[FastAPI], Any]:
@@ -191,9 +214,14 @@ def _make_lifespan(
         settings: AppSettings = app.state.settings
         store = await run_in_threadpool(store_opener, settings)
         refused = await run_in_threadpool(_claim_store_city, settings, store)
+        secrets = None
+        if refused is None:
+            secrets, refused = await run_in_threadpool(
+                _check_store_secrets, settings, store, secrets_loader
+            )
         if refused is None:
             app.state.store = store
-            app.state.secrets = await run_in_threadpool(secrets_loader, settings)
+            app.state.secrets = secrets
             app.state.auth = Authenticator(store.keys, settings.server.host)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)

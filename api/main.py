@@ -21,14 +21,15 @@ EXIT_REFUSED = 2
 def create_app_from_env() -> FastAPI:
     """Build the app from ``GEO_ROUTER_*`` environment variables (one per worker).
 
-    A bad setting or missing or broken secrets stop the process with one line naming the
+    A bad setting, missing or broken secrets, secrets that do not open the store or a damaged
+    store stop the process with one line naming the
     fix, not a traceback: every way of starting the app (``geo-router serve``, uvicorn,
     gunicorn) refuses alike.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
     try:
         settings = AppSettings.from_env()
-        Secrets.load(settings.secrets, settings.store)
+        check_store_secrets(settings, Secrets.load(settings.secrets, settings.store))
         refusal = public_without_keys(settings)
     except GeoRouterError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -37,6 +38,21 @@ def create_app_from_env() -> FastAPI:
         print(f"error: {refusal}", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
     return create_app(settings, city_loader=load_city_for_serving)
+
+
+def check_store_secrets(settings: AppSettings, secrets: Secrets) -> None:
+    """Refuse a damaged store or one the secrets do not open (before any worker serves).
+
+    Raises
+    ------
+    StoreIntegrityError, StoreSecretsMismatchError
+        One line saying what is wrong (``geo_router.store.secrets_check``).
+    """
+    from geo_router.store.database import Store
+    from geo_router.store.secrets_check import check_for_service
+
+    with Store.open(settings.store) as store:
+        check_for_service(store.engine, secrets)
 
 
 def public_without_keys(settings: AppSettings) -> str | None:

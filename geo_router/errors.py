@@ -43,6 +43,8 @@ __all__ = [
     "ProfileError",
     "RateLimitedError",
     "StoreCityMismatchError",
+    "StoreIntegrityError",
+    "StoreSecretsMismatchError",
     "UnknownCRSError",
     "UnknownCategoryError",
 ]
@@ -71,6 +73,16 @@ class StoreCityMismatchError(ConfigurationError):
     ``detail`` holds ``store`` (its description, never a password), ``recorded_city`` and
     ``requested_city``.
     """
+
+
+class StoreSecretsMismatchError(ConfigurationError):
+    """The configured secrets do not open this store, or the store is not the one they are
+    bound to (deleted, replaced, or restored from elsewhere); the message says which and how
+    to proceed, never a secret."""
+
+
+class StoreIntegrityError(ConfigurationError):
+    """The database file is damaged (SQLite ``quick_check`` failed): restore a backup."""
 
 
 class InputError(GeoRouterError):

@@ -69,20 +69,27 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def count_keys(store_settings: StoreSettings, city: Path) -> tuple[int, int]:
+def count_keys(
+    store_settings: StoreSettings, city: Path, secrets: Secrets | None = None
+) -> tuple[int, int]:
     """Active and all (revoked included) API keys in the configured store (opens and
     migrates the embedded default).
 
     Says which store on stderr and claims it for ``city`` first: a store created for another
-    city raises ``StoreCityMismatchError`` (one line, before uvicorn starts).
+    city raises ``StoreCityMismatchError`` (one line, before uvicorn starts). With ``secrets``,
+    the store is checked for damage and against them first (``StoreIntegrityError``,
+    ``StoreSecretsMismatchError``).
     """
     from geo_router.store import Store, claim_city_profile, describe_store
+    from geo_router.store.secrets_check import check_for_service
 
     typer.echo(f"store: {describe_store(store_settings)}", err=True)
     with Store.open(store_settings) as store:
         note = claim_city_profile(store.engine, city).note
         if note:
             typer.echo(f"info: {note}", err=True)
+        if secrets is not None:
+            check_for_service(store.engine, secrets)
         return store.keys.count_active(), store.keys.count_all()
 
 
@@ -153,8 +160,8 @@ def serve(
         store = store_settings()
         if not routing.city.is_file():
             raise _fail(f"city profile {routing.city} does not exist (--city or GEO_ROUTER_CITY)")
-        Secrets.load(secrets_settings(), store)  # refuse here, in one line, not in every worker
-        active, ever = count_keys(store, routing.city)
+        # Refuse here, in one line, not in every worker.
+        active, ever = count_keys(store, routing.city, Secrets.load(secrets_settings(), store))
     except GeoRouterError as exc:
         raise _fail(exc.message) from None
     if active == 0 and not is_loopback_host(server.host):

@@ -5,6 +5,7 @@ Nothing here logs a secret or a plaintext; errors name the setting or file, neve
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import hmac
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import secrets as _random
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -32,10 +34,18 @@ SECRETS_INIT_HINT = (
 
 _PRODUCTION_MESSAGE = f"production refuses to start without secrets: {SECRETS_INIT_HINT}"
 
+#: What the store's check values are HMACs of (under the pepper, under each Fernet key).
+CHECK_LABEL = b"geo_router store secrets check v1"
+
+
+def _split_keys(encryption_key: str) -> list[str]:
+    """The comma-separated Fernet keys, first (the one that encrypts) first."""
+    return [k.strip() for k in encryption_key.split(",") if k.strip()]
+
 
 def _fernet(encryption_key: str, source: str) -> MultiFernet:
     """A MultiFernet from comma-separated keys: the first encrypts, all decrypt (rotation)."""
-    keys = [k.strip() for k in encryption_key.split(",") if k.strip()]
+    keys = _split_keys(encryption_key)
     if not keys:
         raise ConfigurationError(f"{source}: the encryption key is empty")
     try:
@@ -59,11 +69,31 @@ class Secrets:
         Fernet key, or several comma-separated (the first encrypts; older ones still decrypt).
     source
         Where they came from (for messages; never the values).
+    file
+        The secrets file they were read from (None: environment or arguments).
+    bound_store
+        The id of the store the secrets file is bound to (``store_id`` in the file), if any.
     """
 
-    __slots__ = ("_fernet", "_pepper", "encryption_key", "pepper", "source")
+    __slots__ = (
+        "_fernet",
+        "_pepper",
+        "bound_store",
+        "encryption_key",
+        "file",
+        "pepper",
+        "source",
+    )
 
-    def __init__(self, pepper: str, encryption_key: str, *, source: str = "arguments") -> None:
+    def __init__(
+        self,
+        pepper: str,
+        encryption_key: str,
+        *,
+        source: str = "arguments",
+        file: Path | None = None,
+        bound_store: str | None = None,
+    ) -> None:
         if not isinstance(pepper, str) or len(pepper) < 16:
             raise ConfigurationError(f"{source}: the pepper must have at least 16 characters")
         if not isinstance(encryption_key, str):
@@ -71,6 +101,8 @@ class Secrets:
         self.pepper = pepper
         self.encryption_key = encryption_key
         self.source = source
+        self.file = file
+        self.bound_store = bound_store
         self._pepper = pepper.encode("utf-8")
         self._fernet = _fernet(encryption_key, source)
 
@@ -114,7 +146,7 @@ class Secrets:
             raise ConfigurationError(
                 f"an external database needs configured secrets: {SECRETS_INIT_HINT}"
             )
-        return _read_or_create(store.data_dir / SECRETS_FILENAME)
+        return _read_or_create(store.data_dir / SECRETS_FILENAME, store.sqlite_path)
 
     def hash_phone(self, e164: str) -> str:
         """HMAC-SHA256 hex of a normalized number: the lookup key, useless without the pepper."""
@@ -142,8 +174,46 @@ class Secrets:
             ) from None
 
     def to_json(self) -> str:
-        """The secrets as the JSON a secrets file holds."""
-        return json.dumps({"pepper": self.pepper, "encryption_key": self.encryption_key})
+        """The secrets as the JSON a secrets file holds (with the store they are bound to)."""
+        data = {"pepper": self.pepper, "encryption_key": self.encryption_key}
+        if self.bound_store is not None:
+            data["store_id"] = self.bound_store
+        return json.dumps(data)
+
+    def pepper_check(self) -> str:
+        """HMAC of a fixed label under the pepper: tells a pepper apart, reveals nothing of it."""
+        return hmac.new(self._pepper, CHECK_LABEL, hashlib.sha256).hexdigest()
+
+    def key_checks(self) -> tuple[str, ...]:
+        """HMAC of a fixed label under each Fernet key, the encrypting key first."""
+        return tuple(
+            hmac.new(base64.urlsafe_b64decode(key), CHECK_LABEL, hashlib.sha256).hexdigest()
+            for key in _split_keys(self.encryption_key)
+        )
+
+    def bind(self, store_id: str) -> bool:
+        """Record in the secrets file that it belongs to store ``store_id``.
+
+        Returns False when there is no file (secrets from the environment) or it cannot be
+        rewritten (read-only mount): the binding is a second line of defence, the store's own
+        check values are the first.
+        """
+        if self.file is None:
+            return False
+        bound = Secrets(
+            self.pepper,
+            self.encryption_key,
+            source=self.source,
+            file=self.file,
+            bound_store=store_id,
+        )
+        try:
+            write_secrets_file(self.file, bound, replace=True)
+        except OSError as exc:
+            log.warning("cannot record the store id in %s: %s", self.file, exc.strerror)
+            return False
+        self.bound_store = store_id
+        return True
 
 
 def _read_file(path: Path) -> Secrets:
@@ -161,7 +231,63 @@ def _read_file(path: Path) -> Secrets:
     for key in ("pepper", "encryption_key"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise ConfigurationError(f"secrets file {path}: key {key!r} is missing or not text")
-    return Secrets(data["pepper"], data["encryption_key"], source=f"secrets file {path}")
+    bound = data.get("store_id")
+    if bound is not None and not isinstance(bound, str):
+        raise ConfigurationError(f"secrets file {path}: key 'store_id' is not text")
+    return Secrets(
+        data["pepper"],
+        data["encryption_key"],
+        source=f"secrets file {path}",
+        file=path,
+        bound_store=bound,
+    )
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename or link in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_secrets_file(path: Path, secrets: Secrets, *, replace: bool = False) -> None:
+    """Write ``secrets`` to ``path`` atomically: mode 0600, fsynced, then linked or renamed.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``replace`` is False (a concurrent first run won).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic and refuses to overwrite
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_folder(path.parent)
+
+
+def keep_previous_secrets_file(path: Path) -> Path:
+    """Copy ``path`` beside itself as ``<name>.previous-<UTC time>`` (mode 0600); the copy."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = path.with_name(f"{path.name}.previous-{stamp}")
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(path.read_bytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_folder(path.parent)
+    return kept
 
 
 def write_new_secrets_file(path: Path) -> Secrets:
@@ -173,25 +299,28 @@ def write_new_secrets_file(path: Path) -> Secrets:
         ``path`` exists: it is never overwritten, since data encrypted with the secrets it holds
         could not be read again.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     fresh = Secrets.generate(source=f"secrets file {path}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(fresh.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)  # atomic and refuses to overwrite: a concurrent first run wins
-    finally:
-        tmp.unlink(missing_ok=True)
+    fresh.file = path
+    write_secrets_file(path, fresh)
     return fresh
 
 
-def _read_or_create(path: Path) -> Secrets:
-    """Reuse ``path`` or create it with fresh secrets, mode 0600, race-free."""
+def _read_or_create(path: Path, database: Path) -> Secrets:
+    """Reuse ``path`` or create it with fresh secrets, mode 0600, race-free.
+
+    Never for a database that already holds data or was bound to secrets: new secrets could not
+    read it, and would hide that the old ones are lost.
+    """
     if path.exists():
         return _read_file(path)
+    from geo_router.store.secrets_check import embedded_store_in_use
+
+    if embedded_store_in_use(database):
+        raise ConfigurationError(
+            f"the secrets file {path} is missing but the database {database} holds data "
+            "encrypted with it: restore the file from its backup (new secrets could not read "
+            "the data, so none are generated)"
+        )
     try:
         fresh = write_new_secrets_file(path)
     except FileExistsError:

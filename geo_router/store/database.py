@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, make_url
 
-from geo_router.errors import ConfigurationError
+from geo_router.errors import ConfigurationError, StoreIntegrityError
 from geo_router.settings import StoreSettings
 from geo_router.store.engine import _sqlite_file, make_engine, write_transaction
 from geo_router.store.keys import KeyStore
@@ -119,6 +119,12 @@ def upgrade(url_or_engine: str | URL | sa.Engine, revision: str = "head") -> Non
     log.info("database at revision %s", revision)
 
 
+def _damaged(engine: sa.Engine, exc: sa.exc.DatabaseError) -> bool:
+    """Whether a SQLite error says the file itself is broken (not locked, not full)."""
+    text = str(exc.orig).lower()
+    return engine.dialect.name == "sqlite" and ("malformed" in text or "not a database" in text)
+
+
 class Store:
     """The service's database: an engine, migrations applied, and the key store.
 
@@ -150,7 +156,16 @@ class Store:
         """Open a database by URL, migrating it unless ``migrate=False``."""
         engine = make_engine(url)
         if migrate:
-            upgrade(engine)
+            try:
+                upgrade(engine)
+            except sa.exc.DatabaseError as exc:
+                engine.dispose()
+                if _damaged(engine, exc):
+                    raise StoreIntegrityError(
+                        f"the database {describe_store(engine)} is damaged ({exc.orig}): "
+                        "restore it from a backup ('geo-router restore BACKUP')"
+                    ) from None
+                raise
         return cls(engine)
 
     @property

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,31 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+#: Mode of every file of the embedded database: it holds personal data (hashed, encrypted,
+#: but also report texts and zones), so only its owner reads it.
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if missing; make it, -wal and -shm 0600 if not.
+
+    SQLite gives the -wal and -shm files it creates the mode of the database file, so a
+    database file created 0600 keeps them 0600 too; an older, world-readable one is narrowed.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        member = path.with_name(path.name + suffix)
+        try:
+            if member.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
+                member.chmod(PRIVATE_FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # not ours (a read-only copy): leave it, SQLite will say
+            continue
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     """Durable, concurrent SQLite: WAL, fsync on commit, foreign keys, a busy timeout.
 
@@ -74,9 +100,9 @@ def make_engine(url: str | URL) -> sa.Engine:
     Parameters
     ----------
     url
-        SQLAlchemy URL. ``postgresql://`` uses psycopg 3; a SQLite file's parent folder is
-        created; SQLite connections get WAL, ``synchronous=FULL``, foreign keys and a busy
-        timeout on every connect.
+        SQLAlchemy URL. ``postgresql://`` uses psycopg 3; a SQLite file is created mode 0600
+        (its folder 0700) before SQLite opens it; SQLite connections get WAL,
+        ``synchronous=FULL``, foreign keys and a busy timeout on every connect.
 
     Returns
     -------
@@ -87,7 +113,7 @@ def make_engine(url: str | URL) -> sa.Engine:
     if backend == "sqlite":
         path = _sqlite_file(parsed)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)
         engine = sa.create_engine(parsed)
         _configure_sqlite(engine)
         return engine

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -196,6 +197,22 @@ store_city = sa.Table(
     sa.CheckConstraint("id = 1", name="single_row"),
 )
 
+#: What the store knows of the secrets that encrypt it, and its own id: one row (id 1), written
+#: by ``secrets_check``. ``pepper_check`` and ``key_checks`` are HMAC-SHA256 of a fixed label
+#: under the pepper and under each Fernet key that may have encrypted a row: they tell whether
+#: configured secrets match without revealing them. ``store_id`` is what a secrets file binds to.
+store_meta = sa.Table(
+    "store_meta",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("store_id", sa.String(36), nullable=False),
+    sa.Column("pepper_check", sa.String(64), nullable=False),
+    sa.Column("key_checks", JSONType, nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
 # --- report intake: reports, their zones, status history, idempotency keys
 #
 # api_key_id is a plain string, no foreign key: a report outlives the key that filed it.
@@ -292,4 +309,36 @@ idempotency_keys = sa.Table(
     sa.PrimaryKeyConstraint("id", name="pk_idempotency_keys"),
     sa.UniqueConstraint("key", "api_key_id", name="uq_idempotency_keys_key_api_key"),
     sa.Index("ix_idempotency_keys_created_at", "created_at"),  # the purge of expired keys
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedField:
+    """A place holding a Fernet token of personal data (``Secrets.encrypt``).
+
+    ``column`` of ``table``; when ``member`` is set the column is JSON and the token is that
+    member of it. ``phone_hash`` names the column (or JSON member, alike) holding
+    ``Secrets.hash_phone`` of the decrypted value: it changes with the pepper.
+    """
+
+    table: str
+    column: str
+    member: str | None = None
+    phone_hash: str | None = None
+
+
+#: Every encrypted field of the store, the one list key rotation re-encrypts and the start-up
+#: check decrypts a sample of. A new encrypted column is registered here, nowhere else.
+ENCRYPTED_FIELDS: tuple[EncryptedField, ...] = (
+    EncryptedField("subscribers", "phone_enc", phone_hash="phone_hash"),
+    EncryptedField("subscribers", "name_enc"),
+    EncryptedField("subscribers", "address_enc"),
+    EncryptedField("reports", "reporter_phone_enc", phone_hash="reporter_phone_hash"),
+    # The stored answer an Idempotency-Key replays is the report with its private fields.
+    EncryptedField(
+        "idempotency_keys",
+        "response",
+        member="reporter_phone_enc",
+        phone_hash="reporter_phone_hash",
+    ),
 )
