@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from geo_router.intake.geocode import Geocoder
     from geo_router.intake.secrets import Secrets
     from geo_router.store.database import Store
+    from geo_router.store.serving_lock import ServingLock
 
 __all__ = ["OPENAPI_TAGS", "create_app", "load_city", "open_secrets", "open_store"]
 
@@ -185,25 +186,31 @@ def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
 
 def _check_store_secrets(
     settings: AppSettings, store: Store, secrets_loader: SecretsLoader
-) -> tuple[Secrets | None, str | None]:
-    """Load the secrets and check the store with them; (secrets, None) or (None, refusal).
+) -> tuple[Secrets | None, ServingLock | None, str | None]:
+    """Load the secrets and check the store with them: (secrets, lock, None) or a refusal.
 
-    The store's file is checked for damage and the secrets against its check values
-    (``geo_router.store.secrets_check``); a refusal is logged in one line and keeps the
-    service from ever becoming ready, like a store of another city.
+    The process takes its share of the serving lock (a restore or key rotation running now
+    refuses the start), the store's file is checked for damage and the secrets against its
+    check values (``geo_router.store.secrets_check``). A refusal is logged in one line and
+    keeps the service from ever becoming ready, like a store of another city.
     """
     from geo_router.errors import ConfigurationError
     from geo_router.store.secrets_check import check_for_service
+    from geo_router.store.serving_lock import ServingLock
 
+    engine = getattr(store, "engine", None)
+    lock = None
     try:
         secrets = secrets_loader(settings)
-        engine = getattr(store, "engine", None)
         if engine is not None:  # an injected stand-in without a database has nothing to check
+            lock = ServingLock(engine)
             check_for_service(engine, secrets)
     except ConfigurationError as exc:
+        if lock is not None:
+            lock.release()
         log.error("%s", exc.message)
-        return None, exc.message
-    return secrets, None
+        return None, None, exc.message
+    return secrets, lock, None
 
 
 def _make_lifespan(
@@ -214,9 +221,9 @@ def _make_lifespan(
         settings: AppSettings = app.state.settings
         store = await run_in_threadpool(store_opener, settings)
         refused = await run_in_threadpool(_claim_store_city, settings, store)
-        secrets = None
+        secrets = lock = None
         if refused is None:
-            secrets, refused = await run_in_threadpool(
+            secrets, lock, refused = await run_in_threadpool(
                 _check_store_secrets, settings, store, secrets_loader
             )
         if refused is None:
@@ -231,6 +238,8 @@ def _make_lifespan(
         try:
             yield
         finally:
+            if lock is not None:
+                lock.release()
             app.state.metrics.close()
             close = getattr(store, "close", None)
             if close is not None:

@@ -43,6 +43,7 @@ __all__ = [
     "ProfileError",
     "RateLimitedError",
     "StoreCityMismatchError",
+    "StoreInUseError",
     "StoreIntegrityError",
     "StoreSecretsMismatchError",
     "UnknownCRSError",
@@ -79,6 +80,10 @@ class StoreSecretsMismatchError(ConfigurationError):
     """The configured secrets do not open this store, or the store is not the one they are
     bound to (deleted, replaced, or restored from elsewhere); the message says which and how
     to proceed, never a secret."""
+
+
+class StoreInUseError(ConfigurationError):
+    """A server holds the store a maintenance command would change, or the reverse."""
 
 
 class StoreIntegrityError(ConfigurationError):

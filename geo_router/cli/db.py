@@ -7,10 +7,10 @@ from rich.console import Console
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
-from geo_router.settings import store_settings
+from geo_router.settings import secrets_settings, store_settings
 from geo_router.store.database import current_revision, describe_store, make_engine, upgrade
 
-db_app = typer.Typer(help="Database: apply migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="Database: migrations, secrets check.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 _err = Console(stderr=True)
@@ -35,3 +35,36 @@ def upgrade_command(
         raise typer.Exit(code=1) from None
     backend = engine.url.get_backend_name()
     typer.echo(f"database ({backend}) at revision {reached}")
+
+
+@db_app.command("init")
+def init_command(
+    new: bool = typer.Option(
+        False,
+        "--new",
+        help="Accept an empty store although the secrets belong to another (deleted) store, "
+        "and bind them to this one.",
+    ),
+) -> None:
+    """Migrate the store, check the secrets against it and bind them to it.
+
+    Start and 'secrets rotate' do the same check; an empty store whose secrets file names
+    another store (the database that held data was deleted or replaced) is refused unless
+    --new says that starting afresh is intended.
+    """
+    from geo_router.intake.secrets import Secrets
+    from geo_router.store.database import Store
+    from geo_router.store.secrets_check import check_for_service
+
+    try:
+        settings = store_settings()
+        typer.echo(f"store: {describe_store(settings)}", err=True)
+        secrets = Secrets.load(secrets_settings(), settings)
+        with Store.open(settings) as store:
+            claim = check_for_service(store.engine, secrets, allow_new=new)
+    except GeoRouterError as exc:
+        _err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"store {claim.store_id}: secrets {claim.status}")
+    if secrets.bound_store == claim.store_id and secrets.file is not None:
+        typer.echo(f"the secrets file {secrets.file} is bound to this store")

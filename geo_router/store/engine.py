@@ -43,6 +43,11 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def sqlite_file(engine: sa.Engine) -> Path | None:
+    """The file of a SQLite engine (None in memory or on PostgreSQL)."""
+    return _sqlite_file(engine.url) if engine.dialect.name == "sqlite" else None
+
+
 #: Mode of every file of the embedded database: it holds personal data (hashed, encrypted,
 #: but also report texts and zones), so only its owner reads it.
 PRIVATE_FILE_MODE = 0o600

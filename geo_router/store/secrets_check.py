@@ -35,6 +35,7 @@ __all__ = [
     "SecretsClaim",
     "StoreSecrets",
     "check_for_service",
+    "check_recorded",
     "claim_secrets",
     "embedded_store_in_use",
     "quick_check",
@@ -141,7 +142,7 @@ def _verify_sample(conn: sa.Connection, secrets: StoreSecrets) -> None:
                 )
 
 
-def _check_recorded(row: sa.Row[Any], secrets: StoreSecrets) -> Sequence[str]:
+def check_recorded(row: sa.Row[Any], secrets: StoreSecrets) -> Sequence[str]:
     """Refuse secrets that do not reproduce the check values; the key checks to record."""
     if secrets.pepper_check() != row.pepper_check:
         raise StoreSecretsMismatchError(
@@ -180,7 +181,7 @@ def _claim(conn: sa.Connection, secrets: StoreSecrets, allow_new: bool) -> Secre
     row = recorded_meta(conn)
     bound = secrets.bound_store
     if row is not None:
-        key_checks = _check_recorded(row, secrets)
+        key_checks = check_recorded(row, secrets)
         if bound is not None and bound != row.store_id and not allow_new:
             raise StoreSecretsMismatchError(
                 f"the secrets from {secrets.source} are bound to store {bound}, but this is "
