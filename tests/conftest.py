@@ -125,3 +125,104 @@ def copy_of_demo_city(folder: Path, name: str = "Kota Lain") -> Path:
     text = profile.read_text(encoding="utf-8")
     profile.write_text(text.replace('name = "Kota Contoh"', f'name = "{name}"', 1))
     return profile
+
+
+# --- rows with encrypted fields, written straight into a store (secrets, rotation, backup)
+
+
+def add_subscriber(engine: Any, secrets: Any, phone: str) -> str:
+    """A subscriber with phone, name and address encrypted under ``secrets``; its id."""
+    import sqlalchemy as sa
+
+    from geo_router.store.engine import write_transaction
+    from geo_router.store.schema import new_token_id, subscribers, utcnow
+
+    now = utcnow()
+    subscriber_id = new_token_id()
+    with write_transaction(engine) as conn:
+        conn.execute(
+            sa.insert(subscribers).values(
+                id=subscriber_id,
+                phone_hash=secrets.hash_phone(phone),
+                phone_enc=secrets.encrypt(phone),
+                name_enc=secrets.encrypt(f"Name of {phone}"),
+                address_enc=secrets.encrypt(f"Jalan {phone[-3:]}"),
+                zones={},
+                responders={},
+                verification_status="unverified",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return subscriber_id
+
+
+def add_report(engine: Any, secrets: Any, phone: str, key: str) -> str:
+    """A report from ``phone`` with an Idempotency-Key answer holding its private fields."""
+    import sqlalchemy as sa
+
+    from geo_router.store.engine import write_transaction
+    from geo_router.store.schema import idempotency_keys, new_report_id, reports, utcnow
+
+    now = utcnow()
+    report_id = new_report_id()
+    private = {
+        "reporter_phone_hash": secrets.hash_phone(phone),
+        "reporter_phone_enc": secrets.encrypt(phone),
+    }
+    with write_transaction(engine) as conn:
+        conn.execute(
+            sa.insert(reports).values(
+                id=report_id,
+                channel="call",
+                category="fire",
+                description="smoke",
+                status="open",
+                lon=107.6,
+                lat=-6.9,
+                location_source="given",
+                decision={},
+                flags=[],
+                created_at=now,
+                updated_at=now,
+                **private,
+            )
+        )
+        conn.execute(
+            sa.insert(idempotency_keys).values(
+                key=key,
+                api_key_id="",
+                request_hash="0" * 64,
+                report_id=report_id,
+                response={"id": report_id, **private},
+                created_at=now,
+            )
+        )
+    return report_id
+
+
+def plaintexts(engine: Any, secrets: Any) -> dict[str, Any]:
+    """Every encrypted value decrypted (and its hash checked) under ``secrets``."""
+    import sqlalchemy as sa
+
+    from geo_router.store.schema import idempotency_keys, reports, subscribers
+
+    out: dict[str, Any] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(sa.select(subscribers)).mappings():
+            phone = secrets.decrypt(row["phone_enc"])
+            assert row["phone_hash"] == secrets.hash_phone(phone)
+            out[row["id"]] = (
+                phone,
+                secrets.decrypt(row["name_enc"]),
+                secrets.decrypt(row["address_enc"]),
+            )
+        for row in conn.execute(sa.select(reports)).mappings():
+            phone = secrets.decrypt(row["reporter_phone_enc"])
+            assert row["reporter_phone_hash"] == secrets.hash_phone(phone)
+            out[row["id"]] = phone
+        for row in conn.execute(sa.select(idempotency_keys)).mappings():
+            phone = secrets.decrypt(row["response"]["reporter_phone_enc"])
+            assert row["response"]["reporter_phone_hash"] == secrets.hash_phone(phone)
+            out[row["key"]] = phone
+    return out
