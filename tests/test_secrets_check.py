@@ -191,7 +191,7 @@ def test_deleting_the_secrets_file_refuses_to_start_and_generates_nothing(
     (tmp_path / SECRETS_FILENAME).chmod(0o600)
     assert _readyz(_app(tmp_path, demo_router)).status_code == 200
     engine = make_engine(f"sqlite:///{tmp_path / 'geo_router.sqlite3'}")
-    assert list(plaintexts(engine, secrets).values())[0][0] == "+6281234567890"
+    assert next(iter(plaintexts(engine, secrets).values()))[0] == "+6281234567890"
     engine.dispose()
 
 
