@@ -215,7 +215,7 @@ def test_a_deleted_database_is_refused_not_served_empty(tmp_path: Path, demo_rou
     assert ready.status_code == 503
     assert "deleted or replaced" in ready.json()["detail"]
     # the operator's explicit choice starts afresh
-    env = {"GEO_ROUTER_DATA_DIR": str(tmp_path), "GEO_ROUTER_DATABASE_URL": ""}
+    env = {"GEO_ROUTER_DATA_DIR": str(tmp_path), "GEO_ROUTER_DATABASE_URL": None}
     result = CliRunner().invoke(cli, ["db", "init", "--new"], env=env)
     assert result.exit_code == 0, result.output
     assert _readyz(_app(tmp_path, demo_router)).status_code == 200

@@ -219,3 +219,27 @@ def test_cli_db_upgrade_bad_url(tmp_path: Path) -> None:
     env = {"GEO_ROUTER_DATA_DIR": str(tmp_path), "GEO_ROUTER_DATABASE_URL": "mysql://x@y/z"}
     result = CliRunner().invoke(app, ["db", "upgrade"], env=env)
     assert result.exit_code == 1
+
+
+def test_sqlite_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Issue 10, Medium 10: the database, its -wal and -shm are 0600 (they were 0644)."""
+    import os
+
+    path = tmp_path / "new" / "geo_router.sqlite3"
+    previous = os.umask(0o022)
+    try:
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        with engine.connect() as conn:  # keeps -wal and -shm in place while we look
+            conn.execute(sa.select(subscribers)).all()
+            modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir() if p.is_file()}
+        engine.dispose()
+    finally:
+        os.umask(previous)
+    assert set(modes) >= {path.name, path.name + "-wal", path.name + "-shm"}
+    assert set(modes.values()) == {0o600}, modes
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+    path.chmod(0o644)  # a database made by an older version
+    make_engine(f"sqlite:///{path}").dispose()
+    assert path.stat().st_mode & 0o777 == 0o600
