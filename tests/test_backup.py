@@ -142,3 +142,21 @@ def test_cli_backup_of_postgres_prints_the_pg_dump_procedure(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "pg_dump" in result.output and "pg_restore" in result.output
     assert ":secret@" not in result.output and "u:***@db.example" in result.output
+
+
+def test_the_serving_lock_keeps_servers_and_maintenance_apart(migrated_engine: Any) -> None:
+    first, second = ServingLock(migrated_engine), ServingLock(migrated_engine)  # workers share
+    try:
+        with (
+            pytest.raises(StoreInUseError, match="server is running"),
+            exclusive_store(migrated_engine),
+        ):
+            pass
+        with exclusive_store(migrated_engine, force=True):
+            pass
+    finally:
+        first.release()
+        second.release()
+    with exclusive_store(migrated_engine), pytest.raises(StoreInUseError, match="maintenance"):
+        ServingLock(migrated_engine)
+    ServingLock(migrated_engine).release()

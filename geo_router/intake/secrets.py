@@ -260,7 +260,7 @@ def write_secrets_file(path: Path, secrets: Secrets, *, replace: bool = False) -
     FileExistsError
         ``path`` exists and ``replace`` is False (a concurrent first run won).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

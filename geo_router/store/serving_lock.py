@@ -35,6 +35,12 @@ __all__ = ["ServingLock", "exclusive_store", "lock_path"]
 _PG_SERVING_LOCK = 0x6773_7276
 
 
+def _pg_lock_key() -> tuple[int, sa.ColumnElement[int]]:
+    """The advisory lock's two keys: ours, and the store's schema (stores sharing a database
+    in different schemas do not block one another)."""
+    return _PG_SERVING_LOCK, sa.func.hashtext(sa.func.current_schema())
+
+
 def lock_path(database: Path) -> Path:
     """The lock file of a SQLite database."""
     return database.with_name(database.name + "-serving.lock")
@@ -65,7 +71,7 @@ class ServingLock:
         if engine.dialect.name == "postgresql":
             self._conn = engine.connect()
             got = self._conn.execute(
-                sa.select(sa.func.pg_try_advisory_lock_shared(_PG_SERVING_LOCK))
+                sa.select(sa.func.pg_try_advisory_lock_shared(*_pg_lock_key()))
             ).scalar()
             self._conn.commit()
             if not got:
@@ -85,6 +91,9 @@ class ServingLock:
             os.close(self._fd)
             self._fd = None
         if self._conn is not None:
+            # Closing returns the connection to the pool, where a session lock would live on:
+            # the connection itself is thrown away, and the lock with it.
+            self._conn.invalidate()
             self._conn.close()
             self._conn = None
 
@@ -111,7 +120,7 @@ def exclusive_store(engine: sa.Engine, *, force: bool = False) -> Iterator[None]
     database = sqlite_file(engine)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(_PG_SERVING_LOCK))).scalar()
+            got = conn.execute(sa.select(sa.func.pg_try_advisory_lock(*_pg_lock_key()))).scalar()
             conn.commit()
             if not got and not force:
                 raise StoreInUseError(_BUSY_MAINTENANCE)
@@ -119,7 +128,7 @@ def exclusive_store(engine: sa.Engine, *, force: bool = False) -> Iterator[None]
                 yield
             finally:
                 if got:
-                    conn.execute(sa.select(sa.func.pg_advisory_unlock(_PG_SERVING_LOCK)))
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(*_pg_lock_key())))
                     conn.commit()
         return
     if database is None or fcntl is None:
