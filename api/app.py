@@ -184,6 +184,19 @@ def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
     return None
 
 
+def _open_store_or_refusal(
+    settings: AppSettings, store_opener: StoreOpener
+) -> tuple[Store | None, str | None]:
+    """The opened store, or (None, why) when its file is too damaged to open (logged once)."""
+    from geo_router.errors import StoreIntegrityError
+
+    try:
+        return store_opener(settings), None
+    except StoreIntegrityError as exc:
+        log.error("%s", exc.message)
+        return None, exc.message
+
+
 def _check_store_secrets(
     settings: AppSettings, store: Store, secrets_loader: SecretsLoader
 ) -> tuple[Secrets | None, ServingLock | None, str | None]:
@@ -219,14 +232,15 @@ def _make_lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings: AppSettings = app.state.settings
-        store = await run_in_threadpool(store_opener, settings)
-        refused = await run_in_threadpool(_claim_store_city, settings, store)
+        store, refused = await run_in_threadpool(_open_store_or_refusal, settings, store_opener)
+        if store is not None:
+            refused = await run_in_threadpool(_claim_store_city, settings, store)
         secrets = lock = None
-        if refused is None:
+        if store is not None and refused is None:
             secrets, lock, refused = await run_in_threadpool(
                 _check_store_secrets, settings, store, secrets_loader
             )
-        if refused is None:
+        if store is not None and refused is None:
             app.state.store = store
             app.state.secrets = secrets
             app.state.auth = Authenticator(store.keys, settings.server.host)

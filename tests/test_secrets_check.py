@@ -265,3 +265,19 @@ def test_the_uvicorn_factory_and_serve_refuse_in_one_line(
     assert result.exit_code == 2
     assert "error:" in result.output and "pepper" in result.output
     assert calls == []
+
+
+def test_a_file_too_damaged_to_open_is_refused_by_the_app_and_the_factory(
+    tmp_path: Path,
+    demo_router: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "geo_router.sqlite3").write_bytes(b"\x00not sqlite\xff" * 1000)
+    ready = _readyz(_app(tmp_path, demo_router))
+    assert ready.status_code == 503 and "damaged" in ready.json()["detail"]
+    _env(monkeypatch, tmp_path)
+    with pytest.raises(SystemExit):
+        create_app_from_env()
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error:") and "damaged" in last

@@ -243,3 +243,21 @@ def test_sqlite_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     path.chmod(0o644)  # a database made by an older version
     make_engine(f"sqlite:///{path}").dispose()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_migration_0005_goes_down_and_up(database_url: str) -> None:
+    """Down to 0004 drops ``store_meta``, up brings it back (its columns match the schema:
+    ``test_metadata_matches_migrated_database``)."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        assert "store_meta" in sa.inspect(engine).get_table_names()
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0004")
+        assert "store_meta" not in sa.inspect(engine).get_table_names()
+        upgrade(engine)
+        assert "store_meta" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
