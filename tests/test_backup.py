@@ -160,3 +160,20 @@ def test_the_serving_lock_keeps_servers_and_maintenance_apart(migrated_engine: A
     with exclusive_store(migrated_engine), pytest.raises(StoreInUseError, match="maintenance"):
         ServingLock(migrated_engine)
     ServingLock(migrated_engine).release()
+
+
+def test_cli_restore_onto_a_new_machine_needs_the_secrets_first(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = _env(tmp_path)
+    assert runner.invoke(cli, ["db", "init"], env=env).exit_code == 0
+    backup = tmp_path / "b.sqlite3"
+    assert runner.invoke(cli, ["backup", str(backup)], env=env).exit_code == 0
+    saved = (tmp_path / "data" / "secrets.json").read_bytes()
+    for path in (tmp_path / "data").iterdir():  # the machine is lost
+        path.unlink()
+    result = runner.invoke(cli, ["restore", str(backup)], env=env)
+    assert result.exit_code == 2 and "put back the secrets file" in result.output
+    assert not (tmp_path / "data" / "secrets.json").exists()  # none generated meanwhile
+    (tmp_path / "data" / "secrets.json").write_bytes(saved)
+    result = runner.invoke(cli, ["restore", str(backup)], env=env)
+    assert result.exit_code == 0, result.output

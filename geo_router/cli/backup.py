@@ -85,14 +85,23 @@ def restore(
     backup is damaged, or a server holds the store (stop it, or --force). The replaced
     database is kept beside as <file>.pre-restore-<time>.
     """
-    from geo_router.intake.secrets import Secrets
+    from geo_router.intake.secrets import SECRETS_FILENAME, Secrets
     from geo_router.store.backup import restore_sqlite
     from geo_router.store.engine import make_engine
 
     try:
         settings = store_settings()
         _refuse_postgres(settings)
-        secrets = Secrets.load(secrets_settings(), settings)
+        secrets_part = secrets_settings()
+        configured = secrets_part.pepper or secrets_part.encryption_key or secrets_part.secrets_file
+        default_file = settings.data_dir / SECRETS_FILENAME
+        if not configured and not default_file.exists():
+            # Secrets.load would make new ones, which can never open a backup.
+            raise _fail(
+                f"no secrets: put back the secrets file the backup was made with ({default_file}) "
+                "or set GEO_ROUTER_SECRETS_FILE"
+            )
+        secrets = Secrets.load(secrets_part, settings)
         engine = make_engine(settings.effective_database_url)
         try:
             info = restore_sqlite(engine, path.expanduser().resolve(), secrets, force=force)

@@ -178,6 +178,10 @@ def record_checks(
 
 
 def _claim(conn: sa.Connection, secrets: StoreSecrets, allow_new: bool) -> SecretsClaim:
+    if conn.dialect.name == "postgresql":
+        # Workers starting together must not both find no row and both insert one (SQLite's
+        # BEGIN IMMEDIATE already serializes them); readers are not blocked.
+        conn.execute(sa.text("LOCK TABLE store_meta IN SHARE ROW EXCLUSIVE MODE"))
     row = recorded_meta(conn)
     bound = secrets.bound_store
     if row is not None:
