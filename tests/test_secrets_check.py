@@ -281,3 +281,13 @@ def test_a_file_too_damaged_to_open_is_refused_by_the_app_and_the_factory(
         create_app_from_env()
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error:") and "damaged" in last
+
+
+def test_workers_claiming_a_new_store_together_agree(migrated_engine: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    secrets = Secrets.generate()
+    with ThreadPoolExecutor(4) as pool:
+        claims = list(pool.map(lambda _: claim_secrets(migrated_engine, secrets), range(4)))
+    assert len({c.store_id for c in claims}) == 1
+    assert sorted(c.status for c in claims) == ["accepted"] * 3 + ["recorded"]
