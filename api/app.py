@@ -198,7 +198,7 @@ def _open_store_or_refusal(
 
 
 def _check_store_secrets(
-    settings: AppSettings, store: Store, secrets_loader: SecretsLoader
+    settings: AppSettings, store: Store, secrets_loader: SecretsLoader, integrity: bool
 ) -> tuple[Secrets | None, ServingLock | None, str | None]:
     """Load the secrets and check the store with them: (secrets, lock, None) or a refusal.
 
@@ -217,7 +217,7 @@ def _check_store_secrets(
         secrets = secrets_loader(settings)
         if engine is not None:  # an injected stand-in without a database has nothing to check
             lock = ServingLock(engine)
-            check_for_service(engine, secrets)
+            check_for_service(engine, secrets, integrity=integrity)
     except ConfigurationError as exc:
         if lock is not None:
             lock.release()
@@ -227,7 +227,10 @@ def _check_store_secrets(
 
 
 def _make_lifespan(
-    loader: CityLoader, store_opener: StoreOpener, secrets_loader: SecretsLoader
+    loader: CityLoader,
+    store_opener: StoreOpener,
+    secrets_loader: SecretsLoader,
+    integrity_check: bool = True,
 ) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -238,7 +241,7 @@ def _make_lifespan(
         secrets = lock = None
         if store is not None and refused is None:
             secrets, lock, refused = await run_in_threadpool(
-                _check_store_secrets, settings, store, secrets_loader
+                _check_store_secrets, settings, store, secrets_loader, integrity_check
             )
         if store is not None and refused is None:
             app.state.store = store
@@ -312,6 +315,7 @@ def create_app(
     city_loader: CityLoader | None = None,
     store_opener: StoreOpener | None = None,
     secrets_loader: SecretsLoader | None = None,
+    integrity_checked: bool = False,
 ) -> FastAPI:
     """Build the geo_router FastAPI application.
 
@@ -322,6 +326,9 @@ def create_app(
     city_loader, store_opener, secrets_loader
         Replacements for :func:`load_city` (of the routing part), :func:`open_store`,
         :func:`open_secrets`; each is called with the whole ``AppSettings``.
+    integrity_checked
+        The caller has just run SQLite's ``quick_check`` on the store (the uvicorn factory):
+        the lifespan does not read the whole file a second time.
     """
     settings = settings or AppSettings.from_env()
     app = FastAPI(
@@ -345,6 +352,7 @@ def create_app(
             city_loader or _load_city,
             store_opener or open_store,
             secrets_loader or open_secrets,
+            integrity_check=not integrity_checked,
         ),
         **_telemetry_off(),
     )

@@ -37,7 +37,7 @@ def create_app_from_env() -> FastAPI:
     if refusal is not None:
         print(f"error: {refusal}", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
-    return create_app(settings, city_loader=load_city_for_serving)
+    return create_app(settings, city_loader=load_city_for_serving, integrity_checked=True)
 
 
 def check_store_secrets(settings: AppSettings, secrets: Secrets) -> None:
