@@ -92,10 +92,10 @@ def _load_city(settings: AppSettings) -> City:
 
 
 def open_store(settings: AppSettings) -> Store:
-    """Open (and, for the embedded default, migrate) the database store."""
+    """Open and migrate the database store (with the secrets: a migration may encrypt)."""
     from geo_router.store.database import Store
 
-    return Store.open(settings.store)
+    return Store.open(settings.store, cipher=open_secrets(settings))
 
 
 def open_secrets(settings: AppSettings) -> Secrets:

@@ -13,7 +13,7 @@ import typer
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError, InputError
-from geo_router.settings import routing_settings, store_settings
+from geo_router.settings import routing_settings, secrets_settings, store_settings
 from geo_router.store.schema import IMPORT_CHANNEL, REPORT_CHANNELS
 
 reports_app = typer.Typer(help="Reports: import historic reports.", no_args_is_help=True)
@@ -69,6 +69,7 @@ def import_command(
     """
     from geo_router.city.router import Router
     from geo_router.intake.reports.importer import import_reports
+    from geo_router.intake.secrets import secrets_for_migration
     from geo_router.store.city_record import claim_city_profile
     from geo_router.store.database import Store, describe_store
     from geo_router.store.reports_repo import ReportsRepo
@@ -78,7 +79,7 @@ def import_command(
         profile = city or routing.city
         router = Router.from_profile(profile, tolerance_m=routing.boundary_tolerance_m)
         typer.echo(f"store: {describe_store(store_part)}", err=True)
-        store = Store.open(store_part)
+        store = Store.open(store_part, cipher=secrets_for_migration(secrets_settings(), store_part))
         try:
             # the store holds one city's reports: record this one, or refuse another
             note = claim_city_profile(store.engine, profile).note

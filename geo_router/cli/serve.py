@@ -69,7 +69,9 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def count_keys(store_settings: StoreSettings, city: Path) -> tuple[int, int]:
+def count_keys(
+    store_settings: StoreSettings, city: Path, cipher: Secrets | None = None
+) -> tuple[int, int]:
     """Active and all (revoked included) API keys in the configured store (opens and
     migrates the embedded default).
 
@@ -79,7 +81,7 @@ def count_keys(store_settings: StoreSettings, city: Path) -> tuple[int, int]:
     from geo_router.store import Store, claim_city_profile, describe_store
 
     typer.echo(f"store: {describe_store(store_settings)}", err=True)
-    with Store.open(store_settings) as store:
+    with Store.open(store_settings, cipher=cipher) as store:
         note = claim_city_profile(store.engine, city).note
         if note:
             typer.echo(f"info: {note}", err=True)
@@ -153,8 +155,9 @@ def serve(
         store = store_settings()
         if not routing.city.is_file():
             raise _fail(f"city profile {routing.city} does not exist (--city or GEO_ROUTER_CITY)")
-        Secrets.load(secrets_settings(), store)  # refuse here, in one line, not in every worker
-        active, ever = count_keys(store, routing.city)
+        # refuse here, in one line, not in every worker
+        secrets = Secrets.load(secrets_settings(), store)
+        active, ever = count_keys(store, routing.city, secrets)
     except GeoRouterError as exc:
         raise _fail(exc.message) from None
     if active == 0 and not is_loopback_host(server.host):

@@ -146,6 +146,19 @@ class Secrets:
         return json.dumps({"pepper": self.pepper, "encryption_key": self.encryption_key})
 
 
+def secrets_for_migration(settings: SecretsSettings, store: StoreSettings) -> Secrets | None:
+    """The secrets for opening (migrating) a store, or None when none are configured.
+
+    Commands that do not otherwise need the secrets (keys, imports, ``db upgrade``) pass
+    them to ``Store.open`` so that a migration which encrypts stored data (0006) can run;
+    without them such a migration refuses a database holding that data, naming the fix.
+    """
+    try:
+        return Secrets.load(settings, store)
+    except ConfigurationError:
+        return None
+
+
 def _read_file(path: Path) -> Secrets:
     """Secrets from a JSON file with ``pepper`` and ``encryption_key``."""
     try:

@@ -223,6 +223,11 @@ class ReportService:
     def __post_init__(self) -> None:
         if self.idempotency_ttl <= timedelta(0):
             raise ValueError(f"idempotency_ttl must be positive, got {self.idempotency_ttl}")
+        # Reports at a registered caller's home, and the home itself, are sealed with the
+        # service's secrets.
+        self.reports = self.reports.sealed_with(self.secrets)
+        located_by = self.locator.subscribers.sealed_with(self.secrets)
+        self.locator = Locator(located_by, self.locator.geocoder)
 
     @property
     def router(self) -> Router:

@@ -84,11 +84,12 @@ class SubscriberService:
         *,
         region: str = "ID",
     ) -> None:
-        self.subscribers = subscribers
-        self.reports = reports
+        # The repositories seal and open home points with the same secrets.
+        self.subscribers = subscribers.sealed_with(secrets)
+        self.reports = reports.sealed_with(secrets)
         self.secrets = secrets
         self.router = router_getter(router)
-        self.locator = Locator(subscribers, geocoder)
+        self.locator = Locator(self.subscribers, geocoder)
         self.region = region
 
     # -- reading ---------------------------------------------------------------------------
