@@ -102,9 +102,14 @@ def upgrade() -> None:
                 )
             )
             _seal_answers(conn, cipher, rid)
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("lon")
-        batch.drop_column("lat")
+    _drop_columns("subscribers", "lon", "lat")
+
+
+def _drop_columns(table: str, *columns: str) -> None:
+    """ALTER TABLE ... DROP COLUMN, also on SQLite (3.35+): batch mode would copy the table,
+    and dropping ``reports`` would cascade to its zones, history and idempotency keys."""
+    for column in columns:
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
 
 
 def _seal_answers(conn: sa.Connection, cipher: Cipher, report_id: str) -> None:
@@ -119,9 +124,8 @@ def _seal_answers(conn: sa.Connection, cipher: Cipher, report_id: str) -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
-        batch.add_column(sa.Column("lon", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("lat", sa.Float(), nullable=True))
+    op.add_column("subscribers", sa.Column("lon", sa.Float(), nullable=True))
+    op.add_column("subscribers", sa.Column("lat", sa.Float(), nullable=True))
     conn = op.get_bind()
     s, r = _subscribers.c, _reports.c
     sealed_homes = sa.select(s.id, s.home_enc).where(s.home_enc.is_not(None))
@@ -145,7 +149,5 @@ def downgrade() -> None:
             if isinstance(response, dict) and "sealed" in response:
                 opened = json.loads(cipher.decrypt(response["sealed"]))
                 conn.execute(_idempotency.update().where(i.id == key_id).values(response=opened))
-    with op.batch_alter_table("reports") as batch:
-        batch.drop_column("home_enc")
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("home_enc")
+    _drop_columns("reports", "home_enc")
+    _drop_columns("subscribers", "home_enc")
