@@ -93,10 +93,14 @@ def _load_city(settings: AppSettings) -> City:
 
 
 def open_store(settings: AppSettings) -> Store:
-    """Open (and, for the embedded default, migrate) the database store."""
+    """Open and migrate the database store (with the secrets: a migration may encrypt)."""
+    from geo_router.intake.secrets import secrets_for_migration
     from geo_router.store.database import Store
 
-    return Store.open(settings.store)
+    # Never generated here: the secrets are checked against the store after it is open.
+    return Store.open(
+        settings.store, cipher=secrets_for_migration(settings.secrets, settings.store)
+    )
 
 
 def open_secrets(settings: AppSettings) -> Secrets:
@@ -187,12 +191,13 @@ def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
 def _open_store_or_refusal(
     settings: AppSettings, store_opener: StoreOpener
 ) -> tuple[Store | None, str | None]:
-    """The opened store, or (None, why) when its file is too damaged to open (logged once)."""
-    from geo_router.errors import StoreIntegrityError
+    """The opened store, or (None, why) when its file is too damaged to open or a migration
+    refuses it (logged once)."""
+    from geo_router.errors import ConfigurationError
 
     try:
         return store_opener(settings), None
-    except StoreIntegrityError as exc:
+    except ConfigurationError as exc:
         log.error("%s", exc.message)
         return None, exc.message
 

@@ -172,8 +172,8 @@ def report_service(request: Request) -> ReportService:
         raise ConfigurationError("the database store is not open")
     settings = app_settings_of(request)
     return ReportService(
-        ReportsRepo(state.store.engine),
-        Locator(SubscribersRepo(state.store.engine), state.geocoder),
+        ReportsRepo(state.store.engine, state.secrets),
+        Locator(SubscribersRepo(state.store.engine, state.secrets), state.geocoder),
         city,
         state.secrets,
         region=city.snapshot.profile.phone_region,
@@ -201,8 +201,8 @@ async def get_subscriber_service(
     city = request.app.state.router
     region = city.snapshot.profile.phone_region if city is not None else None
     return SubscriberService(
-        SubscribersRepo(store.engine),
-        ReportsRepo(store.engine),
+        SubscribersRepo(store.engine, secrets),
+        ReportsRepo(store.engine, secrets),
         secrets,
         lambda: router_or_503(request),
         request.app.state.geocoder,

@@ -66,9 +66,11 @@ def public_without_keys(settings: AppSettings) -> str | None:
     host = settings.server.host
     if is_loopback_host(host):
         return None
+    from geo_router.intake.secrets import secrets_for_migration
     from geo_router.store.database import Store
 
-    with Store.open(settings.store) as store:
+    cipher = secrets_for_migration(settings.secrets, settings.store)
+    with Store.open(settings.store, cipher=cipher) as store:
         if store.keys.count_active() > 0:
             return None
     return PUBLIC_WITHOUT_KEYS.format(host=host)

@@ -8,7 +8,7 @@ class              factory                knobs
 RoutingSettings    ``routing_settings()``  city profile, boundary tolerance, default k, batch limit
 StoreSettings      ``store_settings()``    data dir, database URL
 SecretsSettings    ``secrets_settings()``  production, pepper, encryption key, secrets file
-IntakeSettings     ``intake_settings()``   rate limit per number, idempotency TTL
+IntakeSettings     ``intake_settings()``   rate limit per number, idempotency TTL, retention
 ServerSettings     ``server_settings()``   host, port, worker processes, their metrics folder
 =================  =====================  ======================================================
 
@@ -123,6 +123,14 @@ class IntakeSettings(EnvironmentSettings):
     rate_limit_per_hour: int = Field(20, ge=1, description="Non-emergency reports per number.")
     idempotency_ttl_hours: float = Field(
         24.0, gt=0, le=24 * 90, description="How long an Idempotency-Key replays its answer."
+    )
+    report_retention_days: int = Field(
+        365,
+        ge=0,
+        le=36_500,
+        description="Days after its last change when a report's personal fields (reporter "
+        "number, home point, description, media, notes) are erased by 'geo-router reports "
+        "purge'; 0 keeps them forever.",
     )
 
 

@@ -136,6 +136,7 @@ def add_subscriber(engine: Any, secrets: Any, phone: str) -> str:
 
     from geo_router.store.engine import write_transaction
     from geo_router.store.schema import new_token_id, subscribers, utcnow
+    from geo_router.store.sealed_homes import seal_home
 
     now = utcnow()
     subscriber_id = new_token_id()
@@ -147,6 +148,7 @@ def add_subscriber(engine: Any, secrets: Any, phone: str) -> str:
                 phone_enc=secrets.encrypt(phone),
                 name_enc=secrets.encrypt(f"Name of {phone}"),
                 address_enc=secrets.encrypt(f"Jalan {phone[-3:]}"),
+                home_enc=seal_home(secrets, 107.61, -6.91),
                 zones={},
                 responders={},
                 verification_status="unverified",
@@ -157,12 +159,16 @@ def add_subscriber(engine: Any, secrets: Any, phone: str) -> str:
     return subscriber_id
 
 
-def add_report(engine: Any, secrets: Any, phone: str, key: str) -> str:
-    """A report from ``phone`` with an Idempotency-Key answer holding its private fields."""
+def add_report(engine: Any, secrets: Any, phone: str, key: str, *, home: bool = False) -> str:
+    """A report from ``phone`` with an Idempotency-Key answer holding its private fields;
+    with ``home``, located at the caller's registered home (point and answer sealed)."""
+    import json
+
     import sqlalchemy as sa
 
     from geo_router.store.engine import write_transaction
     from geo_router.store.schema import idempotency_keys, new_report_id, reports, utcnow
+    from geo_router.store.sealed_homes import seal_home
 
     now = utcnow()
     report_id = new_report_id()
@@ -170,6 +176,9 @@ def add_report(engine: Any, secrets: Any, phone: str, key: str) -> str:
         "reporter_phone_hash": secrets.hash_phone(phone),
         "reporter_phone_enc": secrets.encrypt(phone),
     }
+    response: dict[str, Any] = {"id": report_id, **private}
+    if home:
+        response = {"sealed": secrets.encrypt(json.dumps(response))}
     with write_transaction(engine) as conn:
         conn.execute(
             sa.insert(reports).values(
@@ -178,9 +187,10 @@ def add_report(engine: Any, secrets: Any, phone: str, key: str) -> str:
                 category="fire",
                 description="smoke",
                 status="open",
-                lon=107.6,
-                lat=-6.9,
-                location_source="given",
+                lon=None if home else 107.6,
+                lat=None if home else -6.9,
+                home_enc=seal_home(secrets, 107.61, -6.91) if home else None,
+                location_source="registered_caller" if home else "given",
                 decision={},
                 flags=[],
                 created_at=now,
@@ -194,7 +204,7 @@ def add_report(engine: Any, secrets: Any, phone: str, key: str) -> str:
                 api_key_id="",
                 request_hash="0" * 64,
                 report_id=report_id,
-                response={"id": report_id, **private},
+                response=response,
                 created_at=now,
             )
         )
@@ -203,6 +213,8 @@ def add_report(engine: Any, secrets: Any, phone: str, key: str) -> str:
 
 def plaintexts(engine: Any, secrets: Any) -> dict[str, Any]:
     """Every encrypted value decrypted (and its hash checked) under ``secrets``."""
+    import json
+
     import sqlalchemy as sa
 
     from geo_router.store.schema import idempotency_keys, reports, subscribers
@@ -216,13 +228,18 @@ def plaintexts(engine: Any, secrets: Any) -> dict[str, Any]:
                 phone,
                 secrets.decrypt(row["name_enc"]),
                 secrets.decrypt(row["address_enc"]),
+                secrets.decrypt(row["home_enc"]),
             )
         for row in conn.execute(sa.select(reports)).mappings():
             phone = secrets.decrypt(row["reporter_phone_enc"])
             assert row["reporter_phone_hash"] == secrets.hash_phone(phone)
-            out[row["id"]] = phone
+            home = row["home_enc"]
+            out[row["id"]] = (phone, secrets.decrypt(home) if home is not None else None)
         for row in conn.execute(sa.select(idempotency_keys)).mappings():
-            phone = secrets.decrypt(row["response"]["reporter_phone_enc"])
-            assert row["response"]["reporter_phone_hash"] == secrets.hash_phone(phone)
+            response = row["response"]
+            if "sealed" in response:
+                response = json.loads(secrets.decrypt(response["sealed"]))
+            phone = secrets.decrypt(response["reporter_phone_enc"])
+            assert response["reporter_phone_hash"] == secrets.hash_phone(phone)
             out[row["key"]] = phone
     return out

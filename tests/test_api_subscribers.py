@@ -313,6 +313,7 @@ def test_role_table_rows_exist() -> None:
         ("PATCH", "/v1/subscribers/{subscriber_id}"),
         ("DELETE", "/v1/subscribers/{subscriber_id}"),
         ("POST", "/v1/subscribers/import"),
+        ("POST", "/v1/subscribers/erase"),
         ("POST", "/v1/callers/lookup"),
         ("GET", "/v1/callers/{phone}"),
     }
@@ -331,6 +332,7 @@ def test_roles_match_role_table(client: TestClient, keys: dict, points: list) ->
             "content": f"phone,lon,lat\n081277770001,{lon},{lat}\n",
             "headers": {"content-type": "text/csv"},
         },
+        ("POST", "/v1/subscribers/erase"): {"json": {"phone": "081277779999"}},
         ("POST", "/v1/callers/lookup"): {"json": {"phone": "081200000000"}},
     }
     for row in _expected_roles():
@@ -360,5 +362,40 @@ def test_openapi_documents_operations(client: TestClient) -> None:
         "update_subscriber",
         "delete_subscriber",
         "import_subscribers",
+        "erase_subscriber",
         "lookup_caller",
     } <= ops
+
+
+def test_erase_on_request(client: TestClient, keys: dict, points: list) -> None:
+    """POST /v1/subscribers/erase: the number in the body, admin only; afterwards the number
+    is unknown and its reports stay, without it."""
+    created = client.post("/v1/subscribers", json=_body(points), headers=keys["admin"]).json()
+    report = {"category": "waste", "channel": "call", "reporter_phone": "0812-3456-7890"}
+    filed = client.post("/v1/reports", json=report, headers=keys["admin"])
+    assert filed.status_code == 201, filed.text
+    body = {"phone": "+62 812 3456 7890"}
+    for role in ("intake", "analyst", "planner"):
+        refused = client.post("/v1/subscribers/erase", json=body, headers=keys[role])
+        assert refused.status_code == 403, role
+    r = client.post("/v1/subscribers/erase", json=body, headers=keys["admin"])
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "subscriber_id": created["id"],
+        "reports_erased": 1,
+        "idempotency_keys_deleted": 0,
+    }
+    assert "7890" not in str(r.request.url)
+    lookup = client.post("/v1/callers/lookup", json=body, headers=keys["admin"]).json()
+    assert lookup["registered"] is False and lookup["nuisance"]["reports_made"] == 0
+    kept = client.get(f"/v1/reports/{filed.json()['id']}", headers=keys["admin"]).json()
+    assert kept["category"] == "waste" and kept["zones"] == filed.json()["zones"]
+    assert "reporter_phone" not in kept and kept["lon"] is None
+    again = client.post("/v1/subscribers/erase", json=body, headers=keys["admin"]).json()
+    assert again == {"subscriber_id": None, "reports_erased": 0, "idempotency_keys_deleted": 0}
+    by_id = client.post("/v1/subscribers/erase", json={"id": created["id"]}, headers=keys["admin"])
+    assert by_id.status_code == 404
+    for bad in ({}, {"id": "x", "phone": "0812"}, {"phone": "12"}, {"name": "Siti"}):
+        problem = client.post("/v1/subscribers/erase", json=bad, headers=keys["admin"])
+        assert problem.status_code == 422, (bad, problem.text)
+        assert problem.headers["content-type"].startswith("application/problem+json")

@@ -236,3 +236,73 @@ def test_import_nyc_311_sample(data_dir: Path, tmp_path: Path, shared_data: Path
     agreement = float((joined["label"] == joined["zone"]).mean())
     assert len(joined) > 8000
     assert agreement >= 0.985, agreement
+
+
+def _stored_reports(data_dir: Path, demo_router: Any, when: Any) -> Any:
+    """Two reports from a registered caller's number, filed at ``when``; the registry."""
+    from geo_router.intake.locate import Locator
+    from geo_router.intake.reports.models import ServiceActor
+    from geo_router.intake.reports.service import ReportService
+    from geo_router.intake.secrets import write_new_secrets_file
+    from geo_router.intake.subscribers.service import SubscriberService
+    from geo_router.store import Store
+    from geo_router.store.reports_repo import ReportsRepo
+    from geo_router.store.subscribers_repo import SubscribersRepo
+
+    secrets = write_new_secrets_file(data_dir / "secrets.json")
+    store = Store.from_url(f"sqlite:///{data_dir / 'geo_router.sqlite3'}")
+    engine = store.engine
+    point = demo_router.snapshot.layers["kelurahan"].geometries[0].representative_point()
+    registry = SubscriberService(
+        SubscribersRepo(engine), ReportsRepo(engine), secrets, lambda: demo_router
+    )
+    registry.create("0812-3456-7890", lon=point.x, lat=point.y)
+    intake = ReportService(
+        ReportsRepo(engine),
+        Locator(SubscribersRepo(engine), None),
+        demo_router,
+        secrets,
+        clock=lambda: when,
+    )
+    actor = ServiceActor(id="k", name="call", role="intake", channel="call")
+    for _ in range(2):
+        body = {"category": "waste", "reporter_phone": "0812-3456-7890", "description": "Siti"}
+        intake.create(body, actor=actor)
+    store.close()
+    return registry
+
+
+def test_purge_erases_old_personal_fields_once(data_dir: Path, demo_router: Any) -> None:
+    from datetime import UTC, datetime
+
+    _stored_reports(data_dir, demo_router, datetime(2020, 1, 1, tzinfo=UTC))
+    kept = runner.invoke(app, ["reports", "purge", "--days", "0"])
+    assert kept.exit_code == 0, kept.output
+    assert _summary(kept.stdout)["reports_erased"] == 0
+    first = runner.invoke(app, ["reports", "purge"])  # default retention: 365 days
+    assert first.exit_code == 0, first.output
+    summary = _summary(first.stdout)
+    assert summary["retention_days"] == 365 and summary["reports_erased"] == 2
+    assert _summary(runner.invoke(app, ["reports", "purge"]).stdout)["reports_erased"] == 0
+    engine = _engine(data_dir)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(reports)).all()
+    finally:
+        engine.dispose()
+    assert len(rows) == 2
+    assert all(r.reporter_phone_hash is None and r.description is None for r in rows)
+    assert all(r.home_enc is None and r.category == "waste" for r in rows)
+
+
+def test_purge_keeps_recent_reports(
+    data_dir: Path, demo_router: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geo_router.store.schema import utcnow
+
+    _stored_reports(data_dir, demo_router, utcnow())
+    monkeypatch.setenv("GEO_ROUTER_REPORT_RETENTION_DAYS", "30")
+    done = runner.invoke(app, ["reports", "purge"])
+    assert done.exit_code == 0, done.output
+    assert _summary(done.stdout)["retention_days"] == 30
+    assert _summary(done.stdout)["reports_erased"] == 0

@@ -178,3 +178,75 @@ def test_needles_do_catch_plaintext() -> None:
     assert _leaks(b"..81293754..") != []
     assert _leaks(b"6281347261958") != []
     assert _leaks(b"jalan merdeka") == [] and _leaks(b"Jalan Merdeka 17") != []
+
+
+# --- Medium 10: a registered caller's home is not readable from the database alone
+
+
+def _home_needles(lon: float, lat: float) -> tuple[list[str], list[bytes]]:
+    """Texts of a point (as JSON or SQL would print it, and to 5 decimals, ~1 m) and the
+    8-byte doubles SQLite stores a REAL as."""
+    import struct
+
+    texts = [repr(lon), repr(lat), f"{lon:.5f}", f"{lat:.5f}"]
+    doubles = [struct.pack(">d", v) for v in (lon, lat)] + [
+        struct.pack("<d", v) for v in (lon, lat)
+    ]
+    return texts, doubles
+
+
+def _every_value(engine: sa.Engine) -> str:
+    """Every value of every row of every table, as text."""
+    with engine.connect() as conn:
+        tables = sa.inspect(conn).get_table_names()
+        parts = []
+        for table in tables:
+            for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
+                parts.extend(str(value) for value in row)
+    return "\n".join(parts)
+
+
+def test_no_home_point_at_rest(database_url: str, demo_router: Any) -> None:
+    """A subscriber's home and a report located at it leave no plaintext point in any row
+    (nor, on SQLite, anywhere in the file); their zones stay queryable."""
+    from geo_router.intake.locate import Locator
+    from geo_router.intake.reports.models import ReportFilters, ServiceActor
+    from geo_router.intake.reports.service import ReportService
+
+    point = demo_router.snapshot.layers["kelurahan"].geometries[3].representative_point()
+    lon, lat = float(point.x) + 1.234567e-4, float(point.y) - 7.654321e-4
+    secrets = Secrets.generate()
+    store = Store.from_url(database_url)
+    try:
+        engine = store.engine
+        registry = SubscriberService(
+            SubscribersRepo(engine), ReportsRepo(engine), secrets, lambda: demo_router
+        )
+        registry.create(PEOPLE[0][0], name=PEOPLE[0][1], lon=lon, lat=lat)
+        intake = ReportService(
+            ReportsRepo(engine), Locator(SubscribersRepo(engine), None), demo_router, secrets
+        )
+        actor = ServiceActor(id="k-call", name="call", role="intake", channel="call")
+        body = {"category": "waste", "reporter_phone": PEOPLE[0][0]}
+        report = intake.create(body, actor=actor, idempotency_key="retry-1")
+        assert report.location_source == "registered_caller"
+        assert (report.lon, report.lat) == (lon, lat)  # the service still knows the home
+        assert intake.create(body, actor=actor, idempotency_key="retry-1").id == report.id
+        kelurahan = report.zones["kelurahan"]
+        page = intake.list(ReportFilters.parse(zone=f"kelurahan:{kelurahan}"), actor=actor)
+        assert [r.id for r in page.items] == [report.id]  # counted by zone
+        texts, doubles = _home_needles(lon, lat)
+        rows = _every_value(engine)
+        assert kelurahan in rows
+        assert [t for t in texts if t in rows] == []
+        if store.dialect == "sqlite":
+            raw = _sqlite_bytes(database_url)
+            assert [d for d in doubles if d in raw] == []
+            assert [t for t in texts if t.encode() in raw] == []
+        caller = registry.caller(PEOPLE[0][0])
+        assert caller.location is not None and (caller.location.lon, caller.location.lat) == (
+            lon,
+            lat,
+        )
+    finally:
+        store.close()

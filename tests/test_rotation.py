@@ -25,6 +25,7 @@ def _filled(engine: Any, secrets: Secrets) -> dict[str, Any]:
     add_subscriber(engine, secrets, "+6281234567890")
     add_subscriber(engine, secrets, "+6281234567891")
     add_report(engine, secrets, "+6281234567892", "key-1")
+    add_report(engine, secrets, "+6281234567890", "key-2", home=True)
     claim_secrets(engine, secrets)
     return plaintexts(engine, secrets)
 
@@ -38,7 +39,8 @@ def test_rotation_reencrypts_every_registered_field(migrated_engine: Any, new_pe
         Fernet.generate_key().decode(),
     )
     counts = rotate_store(migrated_engine, old, new)
-    assert sum(counts.values()) == 3 * 2 + 1 + 1  # 2 subscribers x 3 fields, a report, its key
+    # 2 subscribers x 4 fields; 2 reports' phones, 1 home; 1 plain and 1 sealed answer
+    assert sum(counts.values()) == 2 * 4 + 2 + 1 + 2
     assert len(counts) == len(ENCRYPTED_FIELDS)
     assert plaintexts(migrated_engine, new) == before  # hashes recomputed under the new pepper
     with pytest.raises(ConfigurationError):
@@ -90,7 +92,7 @@ def test_cli_rotate_writes_the_new_file_and_keeps_the_previous(tmp_path: Path) -
 
     result = runner.invoke(cli, ["secrets", "rotate", "--pepper"], env=_env(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "re-encrypted 8 value(s)" in result.output
+    assert "re-encrypted 13 value(s)" in result.output
     data = json.loads(secrets_file.read_text())
     new = Secrets(data["pepper"], data["encryption_key"])
     assert data["pepper"] != old.pepper and data["encryption_key"] != old.encryption_key

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from geo_router.errors import InputError
+from geo_router.errors import ConfigurationError, InputError
+from geo_router.intake.secrets import Secrets
+from geo_router.store.schema import subscribers
 from geo_router.store.subscribers_repo import Home, Registration, SubscriberRow, SubscribersRepo
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -18,7 +20,7 @@ SEALED = ("phone_enc", "name_enc", "address_enc")
 
 @pytest.fixture
 def repo(migrated_engine: Any) -> SubscribersRepo:
-    return SubscribersRepo(migrated_engine)
+    return SubscribersRepo(migrated_engine, Secrets.generate())
 
 
 def _row(n: int, **changes: Any) -> SubscriberRow:
@@ -88,3 +90,28 @@ def test_save_and_delete(repo: SubscribersRepo) -> None:
     assert repo.save(_row(5)) is False  # no such subscriber
     assert repo.delete("s1") is True and repo.delete("s1") is False
     assert repo.count() == 0
+
+
+def test_home_is_stored_only_sealed(repo: SubscribersRepo) -> None:
+    """Medium 10: the table has no plaintext point, only a token the secrets open."""
+    repo.insert([_row(1, lon=107.61234, lat=-6.91234)])
+    assert "lon" not in subscribers.c and "lat" not in subscribers.c
+    with repo.engine.connect() as conn:
+        raw = conn.execute(sa.select(subscribers)).one()._mapping
+    texts = " ".join(str(v) for v in raw.values())
+    assert "107.61234" not in texts and "6.91234" not in texts
+    assert raw["home_enc"] and raw["zones"] == {"kelurahan": {"zone_id": "K1"}}
+    assert repo.get("s1") == _row(1, lon=107.61234, lat=-6.91234)
+
+
+def test_without_the_secrets_a_home_is_neither_read_nor_written(repo: SubscribersRepo) -> None:
+    repo.insert([_row(1)])
+    blind = SubscribersRepo(repo.engine)
+    row = blind.get("s1")
+    assert row is not None and row.home is None and row.zones == _row(1).zones
+    with pytest.raises(ConfigurationError, match="encrypted"):
+        blind.insert([_row(2)])
+    with pytest.raises(ConfigurationError, match="encrypted"):
+        blind.save(row)  # would drop the home it could not read
+    assert repo.get("s1") == _row(1)
+    assert blind.sealed_with(repo.cipher).get("s1") == _row(1)  # type: ignore[arg-type]

@@ -443,3 +443,57 @@ def delete_subscriber(
     """Remove a subscriber and their personal data (404 when unknown)."""
     registry.delete(subscriber_id)
     return Response(status_code=204)
+
+
+class SubscriberErase(BaseModel):
+    """Whom to erase: a subscriber id or a phone number (in the body, never in the URL)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"phone": "0812-3456-7890"}, {"id": "q2V0m9N1cX8y"}]},
+    )
+
+    id: str | None = Field(None, min_length=1, max_length=64)
+    phone: str | None = Field(None, min_length=1, max_length=40)
+
+
+class ErasureOut(BaseModel):
+    """What an erasure did; reports stay, without their personal fields."""
+
+    subscriber_id: str | None = Field(description="The erased subscriber; None: not registered.")
+    reports_erased: int
+    idempotency_keys_deleted: int
+
+
+@router.post(
+    "/erase",
+    operation_id="erase_subscriber",
+    summary="Erase a subscriber and every trace of their number (data subject request)",
+    response_class=Response,
+    responses={
+        200: _one(
+            ErasureOut,
+            {"subscriber_id": "q2V0m9N1cX8y", "reports_erased": 2, "idempotency_keys_deleted": 1},
+            "Erased (again: nothing left, zero counts).",
+        ),
+        404: {"description": "No subscriber with this id."},
+    },
+)
+def erase_subscriber(
+    body: SubscriberErase,
+    registry: Registry,
+    _principal: Annotated[Any, Depends(REGISTRY_ROLES)],
+) -> Response:
+    """Delete the subscriber (by ``id`` or ``phone``) with its sealed fields, and erase the
+    number, its HMAC, the home point and the free text of every report from that number;
+    the reports stay for statistics by zone. Erasing by number also covers the reports of
+    a number that is not registered.
+    """
+    erased = registry.erase(subscriber_id=body.id, phone=body.phone)
+    return json_response(
+        {
+            "subscriber_id": erased.subscriber_id,
+            "reports_erased": erased.reports.reports,
+            "idempotency_keys_deleted": erased.reports.idempotency_keys,
+        }
+    )

@@ -10,6 +10,7 @@ from geo_router.cli import (  # noqa: F401  (register commands)
     routing,
     secrets,
     serve,
+    subscribers,
 )
 from geo_router.cli.app import app
 

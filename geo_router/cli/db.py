@@ -7,6 +7,7 @@ from rich.console import Console
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
+from geo_router.intake.secrets import secrets_for_migration
 from geo_router.settings import secrets_settings, store_settings
 from geo_router.store.database import current_revision, describe_store, make_engine, upgrade
 
@@ -26,7 +27,7 @@ def upgrade_command(
         typer.echo(f"store: {describe_store(settings)}", err=True)
         engine = make_engine(settings.effective_database_url)
         try:
-            upgrade(engine, revision)
+            upgrade(engine, revision, cipher=secrets_for_migration(secrets_settings(), settings))
             reached = current_revision(engine)
         finally:
             engine.dispose()
@@ -60,7 +61,7 @@ def init_command(
         settings = store_settings()
         typer.echo(f"store: {describe_store(settings)}", err=True)
         secrets = Secrets.load(secrets_settings(), settings)
-        with Store.open(settings) as store:
+        with Store.open(settings, cipher=secrets) as store:
             claim = check_for_service(store.engine, secrets, allow_new=new)
     except GeoRouterError as exc:
         _err.print(f"[red]error:[/red] {exc.message}", highlight=False)

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
-from geo_router.settings import store_settings
+from geo_router.intake.secrets import secrets_for_migration
+from geo_router.settings import secrets_settings, store_settings
 from geo_router.store import CHANNELS, ROLES, Store, describe_store
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -28,7 +29,7 @@ def _open() -> Store:
     """
     settings = store_settings()
     typer.echo(f"store: {describe_store(settings)}", err=True)
-    return Store.open(settings)
+    return Store.open(settings, cipher=secrets_for_migration(secrets_settings(), settings))
 
 
 def _fail(exc: GeoRouterError) -> typer.Exit:

@@ -13,10 +13,19 @@ import typer
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError, InputError
-from geo_router.settings import routing_settings, store_settings
+from geo_router.intake.secrets import secrets_for_migration
+from geo_router.settings import (
+    intake_settings,
+    routing_settings,
+    secrets_settings,
+    store_settings,
+)
 from geo_router.store.schema import IMPORT_CHANNEL, REPORT_CHANNELS
 
-reports_app = typer.Typer(help="Reports: import historic reports.", no_args_is_help=True)
+reports_app = typer.Typer(
+    help="Reports: import historic reports, erase personal fields past their retention.",
+    no_args_is_help=True,
+)
 app.add_typer(reports_app, name="reports")
 
 EXIT_ERROR = 2
@@ -69,6 +78,7 @@ def import_command(
     """
     from geo_router.city.router import Router
     from geo_router.intake.reports.importer import import_reports
+    from geo_router.intake.secrets import secrets_for_migration
     from geo_router.store.city_record import claim_city_profile
     from geo_router.store.database import Store, describe_store
     from geo_router.store.reports_repo import ReportsRepo
@@ -78,7 +88,7 @@ def import_command(
         profile = city or routing.city
         router = Router.from_profile(profile, tolerance_m=routing.boundary_tolerance_m)
         typer.echo(f"store: {describe_store(store_part)}", err=True)
-        store = Store.open(store_part)
+        store = Store.open(store_part, cipher=secrets_for_migration(secrets_settings(), store_part))
         try:
             # the store holds one city's reports: record this one, or refuse another
             note = claim_city_profile(store.engine, profile).note
@@ -104,3 +114,38 @@ def import_command(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(EXIT_ERROR) from None
     typer.echo(json.dumps(summary.to_dict(), indent=2))
+
+
+@reports_app.command("purge")
+def purge_command(
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days",
+            min=0,
+            help="Retention in days (default GEO_ROUTER_REPORT_RETENTION_DAYS, 365; 0 keeps all).",
+        ),
+    ] = None,
+) -> None:
+    """Erase the personal fields of reports last changed more than the retention ago.
+
+    The reporter's number and its HMAC, a home point, the description, media link and
+    history notes go; category, channel, zones, times and status stay for statistics.
+    Idempotent: a second run erases nothing and prints zero counts (JSON).
+    """
+    from geo_router.intake.reports.retention import purge_expired_reports
+    from geo_router.store.database import Store, describe_store
+    from geo_router.store.reports_repo import ReportsRepo
+
+    try:
+        retention = intake_settings().report_retention_days if days is None else days
+        store_part = store_settings()
+        typer.echo(f"store: {describe_store(store_part)}", err=True)
+        with Store.open(
+            store_part, cipher=secrets_for_migration(secrets_settings(), store_part)
+        ) as store:
+            run = purge_expired_reports(ReportsRepo(store.engine), retention)
+    except GeoRouterError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    typer.echo(json.dumps(run.to_dict(), indent=2))

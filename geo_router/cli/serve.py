@@ -84,7 +84,7 @@ def count_keys(
     from geo_router.store.secrets_check import check_for_service
 
     typer.echo(f"store: {describe_store(store_settings)}", err=True)
-    with Store.open(store_settings) as store:
+    with Store.open(store_settings, cipher=secrets) as store:
         note = claim_city_profile(store.engine, city).note
         if note:
             typer.echo(f"info: {note}", err=True)
@@ -160,8 +160,9 @@ def serve(
         store = store_settings()
         if not routing.city.is_file():
             raise _fail(f"city profile {routing.city} does not exist (--city or GEO_ROUTER_CITY)")
-        # Refuse here, in one line, not in every worker.
-        active, ever = count_keys(store, routing.city, Secrets.load(secrets_settings(), store))
+        # refuse here, in one line, not in every worker
+        secrets = Secrets.load(secrets_settings(), store)
+        active, ever = count_keys(store, routing.city, secrets)
     except GeoRouterError as exc:
         raise _fail(exc.message) from None
     if active == 0 and not is_loopback_host(server.host):

@@ -216,6 +216,25 @@ class Secrets:
         return True
 
 
+def secrets_for_migration(settings: SecretsSettings, store: StoreSettings) -> Secrets | None:
+    """The secrets for opening (migrating) a store, or None when none exist yet.
+
+    Commands that do not otherwise need the secrets (keys, imports, ``db upgrade``) pass
+    them to ``Store.open`` so that a migration which encrypts stored data (0006) can run;
+    without them such a migration refuses a database holding that data, naming the fix.
+    Unlike :meth:`Secrets.load` this never generates secrets: a store holding data already
+    has them.
+    """
+    configured = settings.pepper or settings.encryption_key or settings.secrets_file
+    try:
+        if configured:
+            return Secrets.load(settings, store)
+        path = store.data_dir / SECRETS_FILENAME
+        return _read_file(path) if not store.external and path.exists() else None
+    except ConfigurationError:
+        return None
+
+
 def _read_file(path: Path) -> Secrets:
     """Secrets from a JSON file with ``pepper`` and ``encryption_key``."""
     try:

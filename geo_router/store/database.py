@@ -16,6 +16,7 @@ from geo_router.errors import ConfigurationError, StoreIntegrityError
 from geo_router.settings import StoreSettings
 from geo_router.store.engine import _sqlite_file, make_engine, write_transaction
 from geo_router.store.keys import KeyStore
+from geo_router.store.sealed_homes import Cipher
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,13 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(url_or_engine: str | URL | sa.Engine, revision: str = "head") -> None:
+def upgrade(
+    url_or_engine: str | URL | sa.Engine, revision: str = "head", *, cipher: Cipher | None = None
+) -> None:
     """Apply migrations up to ``revision`` (default: head).
+
+    ``cipher`` (the ``Secrets``) lets migrations that encrypt stored data do so (0006 seals
+    home points); without it such a migration refuses a database that holds that data.
 
     Works on SQLite (batch mode) and PostgreSQL; runs in the schema the URL's search_path
     names (``?options=-csearch_path%3Dmy_schema,public``). Concurrent upgrades (several workers
@@ -111,9 +117,11 @@ def upgrade(url_or_engine: str | URL | sa.Engine, revision: str = "head") -> Non
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
             config.attributes["connection"] = conn
+            config.attributes["cipher"] = cipher
             command.upgrade(config, revision)
     finally:
         config.attributes.pop("connection", None)
+        config.attributes.pop("cipher", None)
         if owned:
             engine.dispose()
     log.info("database at revision %s", revision)
@@ -139,7 +147,9 @@ class Store:
         self.keys = KeyStore(engine)
 
     @classmethod
-    def open(cls, settings: StoreSettings, *, migrate: bool = True) -> Store:
+    def open(
+        cls, settings: StoreSettings, *, migrate: bool = True, cipher: Cipher | None = None
+    ) -> Store:
         """Open the configured database (``GEO_ROUTER_DATABASE_URL``) or the embedded SQLite.
 
         Parameters
@@ -148,16 +158,20 @@ class Store:
             Store settings; without ``database_url`` the SQLite file lives in ``data_dir``.
         migrate
             Apply pending migrations first (the default).
+        cipher
+            The secrets, for migrations that encrypt stored data (see :func:`upgrade`).
         """
-        return cls.from_url(settings.effective_database_url, migrate=migrate)
+        return cls.from_url(settings.effective_database_url, migrate=migrate, cipher=cipher)
 
     @classmethod
-    def from_url(cls, url: str | URL, *, migrate: bool = True) -> Store:
-        """Open a database by URL, migrating it unless ``migrate=False``."""
+    def from_url(
+        cls, url: str | URL, *, migrate: bool = True, cipher: Cipher | None = None
+    ) -> Store:
+        """Open a database by URL, migrating it (with ``cipher``) unless ``migrate=False``."""
         engine = make_engine(url)
         if migrate:
             try:
-                upgrade(engine)
+                upgrade(engine, cipher=cipher)
             except sa.exc.DatabaseError as exc:
                 engine.dispose()
                 if _damaged(engine, exc):
@@ -194,6 +208,8 @@ class Store:
         self.close()
 
 
-def open_store(settings: StoreSettings, *, migrate: bool = True) -> Store:
+def open_store(
+    settings: StoreSettings, *, migrate: bool = True, cipher: Cipher | None = None
+) -> Store:
     """Open the store for ``settings`` (same as ``Store.open``)."""
-    return Store.open(settings, migrate=migrate)
+    return Store.open(settings, migrate=migrate, cipher=cipher)

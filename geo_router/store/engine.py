@@ -74,7 +74,9 @@ def private_sqlite_file(path: Path) -> None:
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:
-    """Durable, concurrent SQLite: WAL, fsync on commit, foreign keys, a busy timeout.
+    """Durable, concurrent SQLite: WAL, fsync on commit, foreign keys, a busy timeout, and
+    deleted content overwritten (``secure_delete``: an erased number, a home point sealed by
+    a migration or a purged description does not linger in free pages of the file).
 
     pysqlite's own transaction handling neither wraps DDL nor lets us choose the BEGIN flavour;
     turning it off and emitting BEGIN ourselves makes migrations atomic and lets writers take
@@ -90,6 +92,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 

@@ -5,10 +5,15 @@ and hands back typed records (:class:`Report`, :class:`StatusChange`,
 :class:`NuisanceRecord`). It checks nothing about the domain: the report service decides
 what may be written (channels, transitions, limits) and this module only makes each write
 one transaction.
+
+A report located at a registered caller's home keeps its point and the decision routed from
+it only sealed (``home_enc``, :mod:`geo_router.store.sealed_homes`), and so does the answer
+recorded for its idempotency key: the repository seals and opens them with its cipher.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -25,6 +30,14 @@ from geo_router.store.schema import (
     report_updates,
     report_zones,
     reports,
+)
+from geo_router.store.sealed_homes import (
+    HOME_SOURCE,
+    Cipher,
+    open_home,
+    require_cipher,
+    scrub_decision,
+    seal_home,
 )
 
 __all__ = [
@@ -187,28 +200,59 @@ class ImportedReports:
 _GEOM_CACHE: dict[str, bool] = {}
 
 
-def _report(row: sa.Row[Any], zones: dict[str, str]) -> Report:
+def _report(row: sa.Row[Any], zones: dict[str, str], cipher: Cipher | None) -> Report:
     data = row._mapping
     values = {f.name: data[f.name] for f in fields(Report) if f.name != "zones"}
     values["decision"] = values["decision"] or {}
     values["flags"] = list(values["flags"] or [])
+    token = data["home_enc"]
+    if token is not None and cipher is not None:
+        home = open_home(cipher, token)
+        values["lon"], values["lat"] = home.lon, home.lat
+        values["decision"] = home.decision if home.decision is not None else values["decision"]
     return Report(**values, zones=zones)
 
 
-def _report_values(report: Report) -> dict[str, Any]:
+def _sealed(report: Report) -> bool:
+    """Whether a report's point is a registered caller's home (stored sealed)."""
+    return report.location_source == HOME_SOURCE and report.lon is not None
+
+
+def _report_values(report: Report, cipher: Cipher | None) -> dict[str, Any]:
     """The ``reports`` row of a report (its zones go to ``report_zones``)."""
-    return {f.name: getattr(report, f.name) for f in fields(Report) if f.name != "zones"}
+    values = {f.name: getattr(report, f.name) for f in fields(Report) if f.name != "zones"}
+    values["home_enc"] = None
+    if _sealed(report) and report.lon is not None and report.lat is not None:
+        key = require_cipher(cipher)
+        values["home_enc"] = seal_home(key, report.lon, report.lat, report.decision)
+        values["lon"] = values["lat"] = None
+        values["decision"] = scrub_decision(report.decision)
+    return values
 
 
-def _idempotency_values(entry: IdempotencyEntry, report: Report) -> dict[str, Any]:
+def _idempotency_values(
+    entry: IdempotencyEntry, report: Report, cipher: Cipher | None
+) -> dict[str, Any]:
+    response: dict[str, Any] = report.to_dict()
+    if _sealed(report):
+        response = {"sealed": require_cipher(cipher).encrypt(json.dumps(response))}
     return {
         "key": entry.key,
         "api_key_id": entry.owner,
         "request_hash": entry.request_hash,
         "report_id": report.id,
-        "response": report.to_dict(),
+        "response": response,
         "created_at": report.created_at,
     }
+
+
+def _stored_answer(response: dict[str, Any], cipher: Cipher | None) -> dict[str, Any]:
+    """The answer recorded for an idempotency key, opened when sealed."""
+    token = response.get("sealed")
+    if token is None:
+        return response
+    opened: dict[str, Any] = json.loads(require_cipher(cipher).decrypt(token))
+    return opened
 
 
 def _visible(channel_scope: str | None) -> list[sa.ColumnElement[bool]]:
@@ -223,10 +267,18 @@ class ReportsRepo:
     ----------
     engine
         The store's engine.
+    cipher
+        Seals and opens points at registered callers' homes (``Secrets``). Without it such
+        reports read without their point and writing one raises ConfigurationError.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, cipher: Cipher | None = None) -> None:
         self.engine = engine
+        self.cipher = cipher
+
+    def sealed_with(self, cipher: Cipher) -> ReportsRepo:
+        """This repository with ``cipher`` for home points (itself when it has one)."""
+        return self if self.cipher is not None else ReportsRepo(self.engine, cipher)
 
     # -- filing ---------------------------------------------------------------------------
 
@@ -240,7 +292,8 @@ class ReportsRepo:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return StoredAnswer(row.request_hash, Report.from_dict(row.response))
+        answer = _stored_answer(row.response, self.cipher)
+        return StoredAnswer(row.request_hash, Report.from_dict(answer))
 
     def insert(
         self, report: Report, *, actor: str, idempotency: IdempotencyEntry | None = None
@@ -258,7 +311,7 @@ class ReportsRepo:
         """
         try:
             with write_transaction(self.engine) as conn:
-                conn.execute(reports.insert().values(**_report_values(report)))
+                conn.execute(reports.insert().values(**_report_values(report, self.cipher)))
                 if report.zones:
                     conn.execute(
                         report_zones.insert(),
@@ -284,7 +337,9 @@ class ReportsRepo:
                         )
                     )
                     conn.execute(
-                        idempotency_keys.insert().values(**_idempotency_values(idempotency, report))
+                        idempotency_keys.insert().values(
+                            **_idempotency_values(idempotency, report, self.cipher)
+                        )
                     )
         except sa.exc.IntegrityError:
             if idempotency is None:
@@ -301,7 +356,7 @@ class ReportsRepo:
             row = conn.execute(query).first()
             if row is None:
                 return None
-            return _report(row, self._zones_of(conn, [report_id])[report_id])
+            return _report(row, self._zones_of(conn, [report_id])[report_id], self.cipher)
 
     def page(
         self, query: ReportQuery, *, channel_scope: str | None = None
@@ -320,7 +375,7 @@ class ReportsRepo:
             total = int(conn.execute(count).scalar_one())
             rows = conn.execute(select).all()
             zones = self._zones_of(conn, [r.id for r in rows])
-        return [_report(r, zones[r.id]) for r in rows], total
+        return [_report(r, zones[r.id], self.cipher) for r in rows], total
 
     def history(self, report_id: str) -> list[StatusChange]:
         """Every status change of a report, oldest first (creation included)."""

@@ -7,6 +7,7 @@ replaced in the same transaction, so the store never holds a mix of old and new 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -37,11 +38,30 @@ def _rewrap(
 ) -> Callable[[str], tuple[str, str | None]]:
     """Token under ``old`` -> (token under ``new``, new phone hash or None)."""
 
+    inner = _rewrap(field.inner, old, new) if field.inner is not None else None
+
     def rewrap(token: str) -> tuple[str, str | None]:
         plain = old.decrypt(token)
+        if inner is not None:
+            plain = json.dumps(_rewrap_member(json.loads(plain), field.inner, inner))
         return new.encrypt(plain), new.hash_phone(plain) if field.phone_hash else None
 
     return rewrap
+
+
+def _rewrap_member(
+    value: dict[str, Any],
+    field: EncryptedField | None,
+    rewrap: Callable[[str], tuple[str, str | None]],
+) -> dict[str, Any]:
+    """``value`` with ``field.member`` re-encrypted (and its phone hash recomputed)."""
+    if field is None or field.member is None or not isinstance(value.get(field.member), str):
+        return value
+    token, hashed = rewrap(value[field.member])
+    value = {**value, field.member: token}
+    if field.phone_hash:
+        value[field.phone_hash] = hashed
+    return value
 
 
 def _rotate_field(
@@ -66,11 +86,7 @@ def _rotate_field(
         else:
             if not isinstance(value, dict) or not isinstance(value.get(field.member), str):
                 continue
-            token, hashed = rewrap(value[field.member])
-            value = {**value, field.member: token}
-            if field.phone_hash:
-                value[field.phone_hash] = hashed
-            changes = {field.column: value}
+            changes = {field.column: _rewrap_member(value, field, rewrap)}
         conn.execute(sa.update(table).where(where).values(**changes))
         done += 1
     return done

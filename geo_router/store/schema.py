@@ -68,6 +68,17 @@ REPORT_FLAGS: tuple[str, ...] = (
     "invalid_coordinates",
     "invalid_created_date",
 )
+#: The personal fields of a report, erased after the retention period and when its reporter
+#: is erased: who reported (number, its HMAC), where they live (a sealed home point), and free
+#: text or media that may name or show people. Category, zones, times, status, resolution,
+#: channel and the routing decision (without any home trace) stay for statistics.
+REPORT_PERSONAL_COLUMNS: tuple[str, ...] = (
+    "reporter_phone_hash",
+    "reporter_phone_enc",
+    "home_enc",
+    "description",
+    "media_url",
+)
 #: Name of the optional PostGIS point column on ``reports``.
 GEOM_COLUMN = "geom"
 
@@ -165,8 +176,8 @@ subscribers = sa.Table(
     sa.Column("phone_enc", sa.Text(), nullable=False),
     sa.Column("name_enc", sa.Text(), nullable=True),
     sa.Column("address_enc", sa.Text(), nullable=True),
-    sa.Column("lon", sa.Float(), nullable=True),
-    sa.Column("lat", sa.Float(), nullable=True),
+    # The home point, sealed (store.sealed_homes); its zones stay in the clear in "zones".
+    sa.Column("home_enc", sa.Text(), nullable=True),
     sa.Column("location_source", sa.String(16), nullable=True),
     sa.Column("geocode_confidence", sa.Float(), nullable=True),
     sa.Column("zones", JSONType, nullable=False),
@@ -229,6 +240,9 @@ reports = sa.Table(
     # Nullable only for imported rows whose coordinates were unusable (flagged).
     sa.Column("lon", sa.Float, nullable=True),
     sa.Column("lat", sa.Float, nullable=True),
+    # A point at a registered caller's home is never in lon/lat: it is sealed here, with
+    # the decision routed from it (store.sealed_homes); its zones are in report_zones.
+    sa.Column("home_enc", sa.Text, nullable=True),
     sa.Column("location_source", sa.String(24), nullable=False),
     sa.Column("location_confidence", sa.Float, nullable=True),
     sa.Column("reporter_phone_hash", sa.String(128), nullable=True),
@@ -325,6 +339,8 @@ class EncryptedField:
     column: str
     member: str | None = None
     phone_hash: str | None = None
+    #: The decrypted value is JSON holding another encrypted field (a sealed answer).
+    inner: EncryptedField | None = None
 
 
 #: Every encrypted field of the store, the one list key rotation re-encrypts and the start-up
@@ -340,5 +356,19 @@ ENCRYPTED_FIELDS: tuple[EncryptedField, ...] = (
         "response",
         member="reporter_phone_enc",
         phone_hash="reporter_phone_hash",
+    ),
+    EncryptedField("subscribers", "home_enc"),
+    EncryptedField("reports", "home_enc"),
+    # A registry-located report's answer is sealed whole, its phone token inside.
+    EncryptedField(
+        "idempotency_keys",
+        "response",
+        member="sealed",
+        inner=EncryptedField(
+            "idempotency_keys",
+            "response",
+            member="reporter_phone_enc",
+            phone_hash="reporter_phone_hash",
+        ),
     ),
 )

@@ -160,6 +160,16 @@ def check_recorded(row: sa.Row[Any], secrets: StoreSecrets) -> Sequence[str]:
     return recorded if configured[0] in recorded else [*recorded, configured[0]]
 
 
+def verify_secrets(conn: sa.Connection, secrets: StoreSecrets) -> None:
+    """Refuse ``secrets`` that do not open this store, recording nothing (for migrations that
+    encrypt stored data: with the wrong key they would seal it for good)."""
+    row = recorded_meta(conn)
+    if row is not None:
+        check_recorded(row, secrets)
+    elif _holds_data(conn):
+        _verify_sample(conn, secrets)
+
+
 def record_checks(
     conn: sa.Connection, secrets: StoreSecrets, store_id: str, *, replace: bool = False
 ) -> None:

@@ -2,8 +2,11 @@
 
 A stored subscriber (:class:`SubscriberRow`) holds its phone number only as an HMAC (lookup)
 and a Fernet token (display), its name and address only as tokens; what is kept in the clear
-(:class:`SubscriberFacts`: home, zones, responders, verification) is shared with the answer
-the subscriber service builds. Nothing here encrypts, decrypts or logs personal data.
+(:class:`SubscriberFacts`: zones, responders, verification) is shared with the answer the
+subscriber service builds. The home point is in :class:`SubscriberFacts` too, but the table
+holds it only sealed (``home_enc``, :mod:`geo_router.store.sealed_homes`): the repository
+seals and opens it with the cipher it is given, so the database alone does not reveal a home.
+Nothing here logs personal data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sqlalchemy as sa
 from geo_router.errors import InputError
 from geo_router.store.engine import write_transaction
 from geo_router.store.schema import subscribers
+from geo_router.store.sealed_homes import Cipher, open_home, require_cipher, seal_home
 
 __all__ = [
     "Home",
@@ -97,26 +101,39 @@ def duplicate_phone(row: int | None = None, other_row: int | None = None) -> Inp
 
 #: Hashes per ``IN (...)`` list (bounds the statement size).
 _IN_CHUNK = 500
-_COLUMNS = tuple(f.name for f in fields(SubscriberRow))
+#: Fields stored as columns of their own (the home point is sealed into ``home_enc``).
+_COLUMNS = tuple(f.name for f in fields(SubscriberRow) if f.name not in ("lon", "lat"))
 _HOME = (
     subscribers.c.id,
-    subscribers.c.lon,
-    subscribers.c.lat,
+    subscribers.c.home_enc,
     subscribers.c.location_source,
     subscribers.c.geocode_confidence,
 )
 
 
-def _row(row: sa.Row[Any]) -> SubscriberRow:
+def _point(cipher: Cipher | None, token: str | None) -> tuple[float | None, float | None]:
+    """The home point sealed in ``token``; (None, None) without one or without the cipher."""
+    if token is None or cipher is None:
+        return None, None
+    home = open_home(cipher, token)
+    return home.lon, home.lat
+
+
+def _row(row: sa.Row[Any], cipher: Cipher | None) -> SubscriberRow:
     data = row._mapping
     values = {name: data[name] for name in _COLUMNS}
     values["zones"] = values["zones"] or {}
     values["responders"] = values["responders"] or {}
+    values["lon"], values["lat"] = _point(cipher, data["home_enc"])
     return SubscriberRow(**values)
 
 
-def _values(row: SubscriberRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in _COLUMNS}
+def _values(row: SubscriberRow, cipher: Cipher | None) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in _COLUMNS}
+    values["home_enc"] = None
+    if row.lon is not None and row.lat is not None:
+        values["home_enc"] = seal_home(require_cipher(cipher), row.lon, row.lat)
+    return values
 
 
 class SubscribersRepo:
@@ -125,11 +142,19 @@ class SubscribersRepo:
     Parameters
     ----------
     engine
-        The store's engine (migration 0001 applied).
+        The store's engine (every migration applied).
+    cipher
+        Seals and opens home points (``Secrets``). Without it homes read as None and
+        writing one raises ConfigurationError.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, cipher: Cipher | None = None) -> None:
         self.engine = engine
+        self.cipher = cipher
+
+    def sealed_with(self, cipher: Cipher) -> SubscribersRepo:
+        """This repository with ``cipher`` for home points (itself when it has one)."""
+        return self if self.cipher is not None else SubscribersRepo(self.engine, cipher)
 
     def get(self, subscriber_id: str) -> SubscriberRow | None:
         """One subscriber by id, or None."""
@@ -147,8 +172,9 @@ class SubscribersRepo:
         if row is None:
             return None
         home = None
-        if row.lon is not None and row.lat is not None:
-            home = Home(row.lon, row.lat, row.location_source, row.geocode_confidence)
+        lon, lat = _point(self.cipher, row.home_enc)
+        if lon is not None and lat is not None:
+            home = Home(lon, lat, row.location_source, row.geocode_confidence)
         return Registration(row.id, home)
 
     def page(self, limit: int, offset: int) -> list[SubscriberRow]:
@@ -160,7 +186,7 @@ class SubscribersRepo:
             .offset(offset)
         )
         with self.engine.connect() as conn:
-            return [_row(row) for row in conn.execute(query)]
+            return [_row(row, self.cipher) for row in conn.execute(query)]
 
     def count(self) -> int:
         """How many subscribers are registered."""
@@ -191,7 +217,7 @@ class SubscribersRepo:
             raise duplicate_phone()
         try:
             with write_transaction(self.engine) as conn:
-                conn.execute(subscribers.insert(), [_values(r) for r in rows])
+                conn.execute(subscribers.insert(), [_values(r, self.cipher) for r in rows])
         except sa.exc.IntegrityError:  # lost a race with a concurrent registration
             raise duplicate_phone() from None
 
@@ -204,7 +230,8 @@ class SubscribersRepo:
             Its number belongs to another subscriber (``duplicate_phone``).
         """
         c = subscribers.c
-        values = _values(row)
+        # Without the cipher a row read here has no home, and writing it back would drop it.
+        values = _values(row, require_cipher(self.cipher))
         del values["id"], values["created_at"]
         try:
             with write_transaction(self.engine) as conn:
@@ -227,4 +254,4 @@ class SubscribersRepo:
     def _one(self, condition: sa.ColumnElement[bool]) -> SubscriberRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(subscribers).where(condition)).first()
-        return None if row is None else _row(row)
+        return None if row is None else _row(row, self.cipher)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from geo_router.errors import InputError, InvalidCoordinatesError
 from geo_router.store.reports_repo import PRIVATE_FIELDS, Report, ReportQuery, StatusChange
 from geo_router.store.schema import LiveChannel, ReportChannel, ReportStatus
+from geo_router.store.sealed_homes import HOME_SOURCE, scrub_decision
 
 if TYPE_CHECKING:
     from geo_router.city.snapshot import CitySnapshot
@@ -51,7 +52,7 @@ MAX_PAGE = 500
 #: Roles that may see the subscriber registry, and so a registered caller's home.
 REGISTRY_ROLES: tuple[str, ...] = ("admin", "intake")
 #: The location source of a report placed at a registered caller's home.
-_HOME_SOURCE = "registered_caller"
+_HOME_SOURCE = HOME_SOURCE
 #: Allowed status changes; reopening (closed -> open) is for admins only.
 TRANSITIONS: frozenset[tuple[ReportStatus, ReportStatus]] = frozenset(
     {
@@ -313,17 +314,10 @@ def _hide_home(data: dict[str, Any], point: tuple[float, float] | None) -> None:
     decision = data.get("decision")
     if not isinstance(decision, dict):
         return
-    if "lon" in decision or "lat" in decision:
-        decision["lon"], decision["lat"] = lon, lat
-    for responders in (decision.get("responders") or {}).values():
-        for responder in responders:
-            responder["distance_m"] = responder["bearing_deg"] = None
-    for zone in (decision.get("zones") or {}).values():
-        for candidate in (zone or {}).get("candidates") or []:
-            candidate["distance_m"] = None
-    location = decision.get("location")
-    if isinstance(location, dict):
-        location["label"] = None
+    scrubbed = scrub_decision(decision)
+    if "lon" in scrubbed or "lat" in scrubbed:
+        scrubbed["lon"], scrubbed["lat"] = lon, lat
+    data["decision"] = scrubbed
 
 
 def report_dict(

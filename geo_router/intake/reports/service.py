@@ -223,6 +223,11 @@ class ReportService:
     def __post_init__(self) -> None:
         if self.idempotency_ttl <= timedelta(0):
             raise ValueError(f"idempotency_ttl must be positive, got {self.idempotency_ttl}")
+        # Reports at a registered caller's home, and the home itself, are sealed with the
+        # service's secrets.
+        self.reports = self.reports.sealed_with(self.secrets)
+        located_by = self.locator.subscribers.sealed_with(self.secrets)
+        self.locator = Locator(located_by, self.locator.geocoder)
 
     @property
     def router(self) -> Router:
@@ -420,7 +425,7 @@ class ReportService:
 
     def get(self, report_id: str, *, actor: Actor | None) -> Report:
         """One report; ``NotFoundError`` when missing or on another channel than the key's."""
-        report = self.reports.get(report_id, channel_scope=_channel_scope(actor))
+        report = self._readable(actor).get(report_id, channel_scope=_channel_scope(actor))
         if report is None:
             raise _not_found(report_id)
         return report
@@ -428,8 +433,14 @@ class ReportService:
     def list(self, filters: ReportFilters | None = None, *, actor: Actor | None) -> Page:
         """Reports matching ``filters`` that ``actor`` may see, newest first."""
         filters = filters or ReportFilters.parse()
-        items, total = self.reports.page(filters.query(), channel_scope=_channel_scope(actor))
+        repo = self._readable(actor)
+        items, total = repo.page(filters.query(), channel_scope=_channel_scope(actor))
         return Page(items=items, total=total, limit=filters.limit, offset=filters.offset)
+
+    def _readable(self, actor: Actor | None) -> ReportsRepo:
+        """The repository ``actor`` reads through: one that cannot open a caller's home
+        unless the actor may see the registry (so an analyst's read decrypts nothing)."""
+        return self.reports if shows_registry(actor) else ReportsRepo(self.reports.engine)
 
     def history(self, report_id: str, *, actor: Actor | None = None) -> builtins.list[StatusChange]:
         """Every status change of a report, oldest first (creation included)."""

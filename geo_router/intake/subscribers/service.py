@@ -37,6 +37,7 @@ from geo_router.intake.subscribers.models import (
     new_subscriber_row,
     rehome,
 )
+from geo_router.store.erasure import SubscriberErasure, erase_number, erase_subscriber
 from geo_router.store.reports_repo import ReportsRepo
 from geo_router.store.schema import utcnow
 from geo_router.store.subscribers_repo import SubscriberRow, SubscribersRepo
@@ -84,11 +85,12 @@ class SubscriberService:
         *,
         region: str = "ID",
     ) -> None:
-        self.subscribers = subscribers
-        self.reports = reports
+        # The repositories seal and open home points with the same secrets.
+        self.subscribers = subscribers.sealed_with(secrets)
+        self.reports = reports.sealed_with(secrets)
         self.secrets = secrets
         self.router = router_getter(router)
-        self.locator = Locator(subscribers, geocoder)
+        self.locator = Locator(self.subscribers, geocoder)
         self.region = region
 
     # -- reading ---------------------------------------------------------------------------
@@ -261,6 +263,46 @@ class SubscriberService:
         if not self.subscribers.delete(subscriber_id):
             raise self._not_found(subscriber_id)
         log.info("deleted subscriber %s", subscriber_id)
+
+    def erase(
+        self, *, subscriber_id: str | None = None, phone: str | None = None
+    ) -> SubscriberErasure:
+        """Erase a subscriber with everything that names them (a data subject's request).
+
+        By id, the subscriber row goes with its sealed fields, and the reports made from its
+        number lose their personal fields (number, its HMAC, home point, description,
+        media, notes; see ``store.erasure``); the reports stay for statistics by zone. By
+        number, the same, and the reports of a number that is not registered are erased
+        too (``subscriber_id`` None in the answer). Afterwards a lookup of the number finds
+        nothing and no row holds its HMAC.
+
+        Raises
+        ------
+        InputError
+            Neither or both of ``subscriber_id`` and ``phone``.
+        InvalidPhoneError
+            The number does not parse.
+        NotFoundError
+            No subscriber with ``subscriber_id``.
+        """
+        if (subscriber_id is None) == (phone is None):
+            raise InputError(
+                "give either a subscriber id or a phone number to erase",
+                detail={"field": "id", "reason": "one of id and phone is required"},
+            )
+        if phone is not None:
+            erased = erase_number(self.subscribers.engine, self._phone(phone).hash)
+        else:
+            found = erase_subscriber(self.subscribers.engine, str(subscriber_id))
+            if found is None:
+                raise self._not_found(str(subscriber_id))
+            erased = found
+        log.info(
+            "erased subscriber %s and the personal fields of %d reports",
+            erased.subscriber_id or "(none registered)",
+            erased.reports.reports,
+        )
+        return erased
 
     def import_csv(
         self, source: CsvSource, *, dry_run: bool = False, skip_invalid: bool = False
