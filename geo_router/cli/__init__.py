@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from geo_router.cli import db, keys, reports, routing, secrets, serve  # noqa: F401  (register commands)
+from geo_router.cli import (  # noqa: F401  (register commands)
+    audit,
+    db,
+    keys,
+    reports,
+    routing,
+    secrets,
+    serve,
+)
 from geo_router.cli.app import app
 
 

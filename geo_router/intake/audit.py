@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -37,6 +37,9 @@ from geo_router.store.audit_repo import (
     chain_hash,
 )
 from geo_router.store.schema import AuditAction, AuditPurpose, new_uuid, utcnow
+
+if TYPE_CHECKING:
+    from geo_router.store.database import Store
 
 __all__ = [
     "SPOOL_FILE_NAME",
@@ -185,6 +188,17 @@ class AuditService:
         self.repo = repo
         self.fallback = fallback
         self.clock = clock
+
+    @classmethod
+    def for_store(
+        cls, store: Store, data_dir: Path, *, fallback: AuditFallback | None = None
+    ) -> AuditService:
+        """The audit service of ``store``; the fallback defaults to a :class:`SpoolFile` in
+        ``data_dir``."""
+        return cls(
+            AuditRepo(store.engine),
+            fallback=fallback if fallback is not None else SpoolFile(data_dir / SPOOL_FILE_NAME),
+        )
 
     def record(
         self,
