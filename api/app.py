@@ -223,6 +223,8 @@ def _make_lifespan(
             yield
         finally:
             app.state.metrics.close()
+            if app.state.audit is not None:
+                await run_in_threadpool(app.state.audit.close)
             close = getattr(store, "close", None)
             if close is not None:
                 close()

@@ -125,8 +125,8 @@ class Authenticator:
     host
         The address the server is bound to (``ServerSettings.host``).
     audit
-        Records every refusal (401 and 403) in the audit trail; never changes the answer
-        (records go to its fallback while the log is down).
+        Records every refusal (401 and 403) in the audit trail without waiting for the
+        database (``AuditService.submit``); never changes the answer.
     """
 
     def __init__(self, keys: _KeyStore, host: str, *, audit: AuditService | None = None) -> None:
@@ -196,9 +196,8 @@ class Authenticator:
             detail["route"] = where
         if principal is not None:
             detail["role"] = principal.role
-        self.audit.record(
-            "auth_failure", "access_control", principal, (), detail, fail_closed=False
-        )
+        # Queued, not written here: this runs on the event loop, and refusals come in floods.
+        self.audit.submit("auth_failure", "access_control", principal, (), detail)
 
     def _authenticate(self, headers: Mapping[str, str], peer: str | None) -> Principal:
         key = extract_key(headers)

@@ -65,7 +65,9 @@ def served(database_url: str, demo_router: Any, tmp_path: Path) -> Iterator[dict
 
 
 def _records(served: dict[str, Any]) -> list[AuditRecord]:
-    return [s.record for s in served["app"].state.audit.export()]
+    audit = served["app"].state.audit
+    assert audit.flush(30)  # refusals are written by the audit queue's thread
+    return [s.record for s in audit.export()]
 
 
 def _last(served: dict[str, Any]) -> AuditRecord:

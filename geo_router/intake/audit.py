@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import orjson
 
 from geo_router.errors import AuditUnavailableError
+from geo_router.intake.audit_queue import AuditQueue
 from geo_router.store.audit_repo import (
     GENESIS_HASH,
     AuditRecord,
@@ -188,6 +190,8 @@ class AuditService:
         self.repo = repo
         self.fallback = fallback
         self.clock = clock
+        self._queue: AuditQueue | None = None
+        self._queue_lock = threading.Lock()
 
     @classmethod
     def for_store(
@@ -226,7 +230,68 @@ class AuditService:
             When the log cannot be written: raise ``AuditUnavailableError`` (True: the
             caller must not go on), or hand the record to the fallback (False).
         """
-        record = AuditRecord(
+        record = self._make(action, purpose, who, subjects, detail)
+        if fail_closed:
+            try:
+                self._replay_quietly()
+                self.repo.append([record])
+            except AuditUnavailableError as exc:
+                raise AuditUnavailableError(
+                    "the audit log cannot be written, so registry data is not shown "
+                    "(try again when the database is back)",
+                    detail={"audit": "unavailable"},
+                ) from exc
+        else:
+            self.store_batch([record])
+        return record
+
+    def submit(
+        self,
+        action: AuditAction,
+        purpose: AuditPurpose,
+        who: Who | None,
+        subjects: Iterable[str] = (),
+        detail: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        """:meth:`record` without waiting (fail safe): the record is written by a background
+        thread, in batches (:class:`~.audit_queue.AuditQueue`). For the event loop and for
+        records an attacker can multiply (refused requests)."""
+        record = self._make(action, purpose, who, subjects, detail)
+        if self._queue is None:
+            with self._queue_lock:
+                if self._queue is None:
+                    self._queue = AuditQueue(self.store_batch, _summary)
+        self._queue.submit(record)
+        return record
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted record is written (or given to the fallback)."""
+        return True if self._queue is None else self._queue.flush(timeout)
+
+    def close(self) -> None:
+        """Write what was submitted (at shutdown)."""
+        self.flush()
+
+    def store_batch(self, records: Sequence[AuditRecord]) -> None:
+        """Append ``records`` in order; whatever the log cannot take goes to the fallback.
+
+        Never raises: the work being audited goes on.
+        """
+        try:
+            self._replay_quietly()
+            self.repo.append(records)
+        except Exception as exc:  # fail safe: database errors and bugs alike
+            self._fall_back(records, exc)
+
+    def _make(
+        self,
+        action: AuditAction,
+        purpose: AuditPurpose,
+        who: Who | None,
+        subjects: Iterable[str],
+        detail: dict[str, Any] | None,
+    ) -> AuditRecord:
+        return AuditRecord(
             record_id=new_uuid(),
             at=self.clock(),
             actor="anonymous" if who is None else str(who.name),
@@ -236,30 +301,33 @@ class AuditService:
             subjects=tuple(subjects),
             detail=dict(detail or {}),
         )
+
+    def _replay_quietly(self) -> None:
+        """Chain what the fallback holds first (keeps the order); a failure to read it is
+        logged, never raised (the database being down raises ``AuditUnavailableError``)."""
         try:
             self.replay_pending()
-            self.repo.append([record])
-        except AuditUnavailableError as exc:
-            if fail_closed:
-                raise AuditUnavailableError(
-                    "the audit log cannot be written, so registry data is not shown "
-                    "(try again when the database is back)",
-                    detail={"audit": "unavailable"},
-                ) from exc
-            self._fall_back(record, exc)
-        return record
+        except AuditUnavailableError:
+            raise
+        except Exception:
+            log.exception("could not replay the audit fallback's records")
 
-    def _fall_back(self, record: AuditRecord, exc: Exception) -> None:
+    def _fall_back(self, records: Sequence[AuditRecord], exc: Exception) -> None:
+        actions = ", ".join(sorted({r.action for r in records}))
         if self.fallback is None:
-            log.error("audit record %s lost: %s and no fallback", record.action, exc)
+            log.error("%d audit records (%s) lost: %s, no fallback", len(records), actions, exc)
             return
         try:
-            self.fallback(record)
+            for record in records:
+                self.fallback(record)
         except Exception:  # the work it audits goes on: an emergency is never refused
-            log.exception("audit record %s lost: its fallback failed too", record.action)
+            log.exception("audit records (%s) lost: their fallback failed too", actions)
         else:
             log.warning(
-                "audit log unavailable (%s): %s record kept by the fallback", exc, record.action
+                "audit log unavailable (%s): %d records (%s) kept by the fallback",
+                exc,
+                len(records),
+                actions,
             )
 
     def replay(self, records: Sequence[AuditRecord]) -> int:
@@ -299,6 +367,19 @@ class AuditService:
     def export(self, after_seq: int = 0) -> Iterator[StoredAuditRecord]:
         """Every record after ``after_seq``, in order."""
         return self.repo.records(after_seq)
+
+
+def _summary(example: AuditRecord, dropped: int) -> AuditRecord:
+    """One record standing for ``dropped`` records like ``example`` that a full queue lost."""
+    return AuditRecord(
+        record_id=new_uuid(),
+        at=example.at,
+        actor="audit-queue",
+        key_id=None,
+        action=example.action,
+        purpose=example.purpose,
+        detail={"suppressed": dropped},
+    )
 
 
 def _link_problem(stored: StoredAuditRecord, expected: int, prev: str) -> tuple[int, str] | None:
