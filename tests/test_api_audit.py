@@ -127,6 +127,9 @@ def test_authorization_failures_are_audited(served: dict[str, Any]) -> None:
     assert denied.key_id == ids["planner"] and denied.detail["status"] == 403
     assert denied.detail["role"] == "planner"
     assert "gr_not-a-real-key" not in orjson.dumps([r.to_dict() for r in _records(served)]).decode()
+    lon, lat = served["point"]
+    assert client.get(f"/v1/route?lon={lon}&lat={lat}").status_code == 401  # the hot path too
+    assert _last(served).detail["route"] == "GET /v1/route"
 
 
 def test_an_emergency_located_from_the_registry_is_audited(served: dict[str, Any]) -> None:
