@@ -45,6 +45,7 @@ from geo_router.settings import RoutingSettings
 
 if TYPE_CHECKING:
     from geo_router.city.router import Router
+    from geo_router.intake.audit import AuditService
     from geo_router.intake.geocode import Geocoder
     from geo_router.intake.secrets import Secrets
     from geo_router.store.database import Store
@@ -101,6 +102,23 @@ def open_store(settings: AppSettings) -> Store:
     return Store.open(
         settings.store, cipher=secrets_for_migration(settings.secrets, settings.store)
     )
+
+
+def open_audit(settings: AppSettings, store: Store) -> AuditService:
+    """The audit trail over ``store``, spooling to the data dir while the log is down; what
+    an earlier run spooled is chained now (or later, when the database is back)."""
+    from geo_router.errors import AuditUnavailableError
+    from geo_router.intake.audit import AuditService
+
+    audit = AuditService.for_store(store, settings.store.data_dir)
+    try:
+        replayed = audit.replay_pending()
+    except AuditUnavailableError as exc:
+        log.warning("spooled audit records wait for the database: %s", exc.message)
+    else:
+        if replayed:
+            log.info("chained %d spooled audit records", replayed)
+    return audit
 
 
 def open_secrets(settings: AppSettings) -> Secrets:
@@ -251,7 +269,8 @@ def _make_lifespan(
         if store is not None and refused is None:
             app.state.store = store
             app.state.secrets = secrets
-            app.state.auth = Authenticator(store.keys, settings.server.host)
+            app.state.audit = await run_in_threadpool(open_audit, settings, store)
+            app.state.auth = Authenticator(store.keys, settings.server.host, audit=app.state.audit)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)
         else:
@@ -263,6 +282,8 @@ def _make_lifespan(
             if lock is not None:
                 lock.release()
             app.state.metrics.close()
+            if app.state.audit is not None:
+                await run_in_threadpool(app.state.audit.close)
             close = getattr(store, "close", None)
             if close is not None:
                 close()
@@ -368,6 +389,7 @@ def create_app(
     state.store = None
     state.secrets = None
     state.auth = None
+    state.audit = None
     state.load_error = None
     state.ready_event = threading.Event()
     state.metrics = Metrics()

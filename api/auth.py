@@ -15,12 +15,15 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from geo_router.errors import AuthenticationError, PermissionDeniedError
 from geo_router.intake.reports.models import Actor
 from geo_router.settings import is_loopback_host
 from geo_router.store.schema import ROLES
+
+if TYPE_CHECKING:
+    from geo_router.intake.audit import AuditService
 
 __all__ = [
     "ADMIN",
@@ -121,10 +124,14 @@ class Authenticator:
         The store's ``KeyStore`` (``verify``, ``count_active``, ``count_all``).
     host
         The address the server is bound to (``ServerSettings.host``).
+    audit
+        Records every refusal (401 and 403) in the audit trail without waiting for the
+        database (``AuditService.submit``); never changes the answer.
     """
 
-    def __init__(self, keys: _KeyStore, host: str) -> None:
+    def __init__(self, keys: _KeyStore, host: str, *, audit: AuditService | None = None) -> None:
         self.keys = keys
+        self.audit = audit
         self.loopback = is_loopback_host(host)
         self._keyed = False  # a key has existed; once True, never False again
         self._checked_until = 0.0
@@ -154,12 +161,45 @@ class Authenticator:
         """Check the store again at the next request (after creating keys)."""
         self._checked_until = 0.0
 
-    def authenticate(self, headers: Mapping[str, str], peer: str | None = None) -> Principal:
+    def authenticate(
+        self, headers: Mapping[str, str], peer: str | None = None, *, where: str | None = None
+    ) -> Principal:
         """The principal of a request; ``AuthenticationError`` without a usable key.
 
         ``peer`` is the client's address (``request.client.host``); open mode serves only a
-        loopback peer.
+        loopback peer. ``where`` names the route (its template, never the raw path, which
+        may hold a phone number) for the audit record of a refusal.
         """
+        try:
+            return self._authenticate(headers, peer)
+        except AuthenticationError as exc:
+            self._audit_refusal(None, 401, exc, where)
+            raise
+
+    def authorize(
+        self, principal: Principal, roles: tuple[str, ...], *, where: str | None = None
+    ) -> None:
+        """:func:`check_role`, auditing a refusal (403)."""
+        try:
+            check_role(principal, roles)
+        except PermissionDeniedError as exc:
+            self._audit_refusal(principal, 403, exc, where)
+            raise
+
+    def _audit_refusal(
+        self, principal: Principal | None, status: int, exc: Exception, where: str | None
+    ) -> None:
+        if self.audit is None:
+            return
+        detail: dict[str, object] = {"status": status, "reason": type(exc).__name__}
+        if where:
+            detail["route"] = where
+        if principal is not None:
+            detail["role"] = principal.role
+        # Queued, not written here: this runs on the event loop, and refusals come in floods.
+        self.audit.submit("auth_failure", "access_control", principal, (), detail)
+
+    def _authenticate(self, headers: Mapping[str, str], peer: str | None) -> Principal:
         key = extract_key(headers)
         if key is not None:
             record = self.keys.verify(key)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
-from api.auth import ROLES, Authenticator, Principal, check_role
+from api.auth import ROLES, Authenticator, Principal
 from api.errors import NotReadyError
 from api.request_metrics import Metrics
 from api.settings import ApiSettings, AppSettings
@@ -47,6 +47,7 @@ __all__ = [
     "get_subscriber_service",
     "report_service",
     "require_roles",
+    "route_of",
     "router_or_503",
 ]
 
@@ -131,7 +132,16 @@ async def get_principal(request: Request) -> Principal:
             raise NotReadyError(refusal)
         raise ConfigurationError("authentication is not configured (store not open)")
     client = request.client
-    return auth.authenticate(request.headers, None if client is None else client.host)
+    return auth.authenticate(
+        request.headers, None if client is None else client.host, where=route_of(request)
+    )
+
+
+def route_of(request: Request) -> str:
+    """The method and route template of a request (``GET /v1/subscribers/{subscriber_id}``):
+    never the raw path, which may hold a phone number."""
+    template = getattr(request.scope.get("route"), "path", None)
+    return f"{request.method} {template or '?'}"
 
 
 def require_roles(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
@@ -147,7 +157,8 @@ def require_roles(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
 
     async def dependency(request: Request) -> Principal:
         principal = await get_principal(request)
-        check_role(principal, wanted)
+        auth: Authenticator = request.app.state.auth
+        auth.authorize(principal, wanted, where=route_of(request))
         return principal
 
     dependency.__name__ = f"require_{'_'.join(roles) or 'admin'}"
@@ -180,6 +191,7 @@ def report_service(request: Request) -> ReportService:
         rate_limit_per_hour=settings.intake.rate_limit_per_hour,
         k=settings.routing.default_k,
         idempotency_ttl=timedelta(hours=settings.intake.idempotency_ttl_hours),
+        audit=state.audit,
     )
 
 
@@ -207,4 +219,5 @@ async def get_subscriber_service(
         lambda: router_or_503(request),
         request.app.state.geocoder,
         region=region or DEFAULT_PHONE_REGION,
+        audit=request.app.state.audit,
     )

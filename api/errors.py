@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from api.request_ids import request_id_of
 from geo_router.errors import (
+    AuditUnavailableError,
     AuthenticationError,
     BatchTooLargeError,
     ConfigurationError,
@@ -90,6 +91,7 @@ STATUS_BY_ERROR: dict[type[GeoRouterError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     RateLimitedError: 429,
+    AuditUnavailableError: 503,
 }
 
 _TITLES: dict[int, str] = {

@@ -20,7 +20,8 @@ client; ``detail`` carries anything extra (field names, per-feature reasons) as 
     ├── NotFoundError               an id that does not exist (or is not visible to the caller)
     ├── AuthenticationError         no key / unknown key / revoked key
     ├── PermissionDeniedError       a key whose role may not do this
-    └── RateLimitedError            over a rate limit (``retry_after_s``)
+    ├── RateLimitedError            over a rate limit (``retry_after_s``)
+    └── AuditUnavailableError       the audit log cannot be written (registry reads fail closed)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuditUnavailableError",
     "AuthenticationError",
     "BatchTooLargeError",
     "ConfigurationError",
@@ -146,3 +148,11 @@ class RateLimitedError(GeoRouterError):
     ) -> None:
         super().__init__(message, detail=detail)
         self.retry_after_s = retry_after_s
+
+
+class AuditUnavailableError(GeoRouterError):
+    """The audit log cannot be written (database down, disk full, locked too long).
+
+    A read of registry data for display is refused with it (fail closed); emergency work
+    never sees it (its audit records go to the fallback).
+    """

@@ -155,7 +155,7 @@ def test_existing_homes_are_sealed_in_place(database_url: str) -> None:
 def test_an_empty_store_needs_no_secrets(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        upgrade(engine)
+        upgrade(engine, "0006_encrypted_homes")
         assert current_revision(engine) == "0006_encrypted_homes"
     finally:
         engine.dispose()

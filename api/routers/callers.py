@@ -118,9 +118,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 Registry = Annotated[SubscriberService, Depends(get_subscriber_service)]
 
 
-def _answer(phone: str, registry: SubscriberService) -> Response:
-    """The one answer of both forms: location, zones and responders now, the nuisance record."""
-    return json_response(registry.caller(phone))
+def _answer(phone: str, registry: SubscriberService, principal: Principal) -> Response:
+    """The one answer of both forms: location, zones and responders now, the nuisance record.
+
+    The lookup is audited first; 503 when the audit log cannot be written (fail closed)."""
+    return json_response(registry.caller(phone, actor=principal))
 
 
 @router.post(
@@ -133,10 +135,10 @@ def _answer(phone: str, registry: SubscriberService) -> Response:
 def lookup_caller(
     body: CallerLookup,
     registry: Registry,
-    _principal: Annotated[Principal, Depends(CALLER_ROLES)],
+    principal: Annotated[Principal, Depends(CALLER_ROLES)],
 ) -> Response:
     """The call-taker's answer: location, zones and responders now, and the nuisance record."""
-    return _answer(body.phone, registry)
+    return _answer(body.phone, registry, principal)
 
 
 @legacy_router.get(
@@ -150,7 +152,7 @@ def lookup_caller(
 def lookup_caller_by_path(
     phone: str,
     registry: Registry,
-    _principal: Annotated[Principal, Depends(CALLER_ROLES)],
+    principal: Annotated[Principal, Depends(CALLER_ROLES)],
 ) -> Response:
     """As ``POST /v1/callers/lookup``; served only with ``GEO_ROUTER_LEGACY_CALLER_PATH=true``."""
-    return _answer(phone, registry)
+    return _answer(phone, registry, principal)

@@ -16,8 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.auth import check_role
-from api.deps import report_service, router_or_503
+from api.deps import report_service, route_of, router_or_503
 from api.errors import status_for
 from api.request_ids import request_id_of
 from geo_router.errors import (
@@ -206,7 +205,9 @@ def _principal(request: Request, form_key: str | None) -> Actor:
     headers = {"x-api-key": form_key} if form_key else request.headers
     try:
         client = request.client
-        principal = auth.authenticate(headers, None if client is None else client.host)
+        principal = auth.authenticate(
+            headers, None if client is None else client.host, where=route_of(request)
+        )
     except AuthenticationError as exc:
         if form_key:
             raise PermissionDeniedError("api_key is not valid (unknown or revoked)") from None
@@ -214,7 +215,7 @@ def _principal(request: Request, form_key: str | None) -> Actor:
             "api_key was not provided: send it in the form (api_key) or as "
             "'Authorization: Bearer KEY'"
         ) from exc
-    check_role(principal, POST_ROLES)
+    auth.authorize(principal, POST_ROLES, where=route_of(request))
     return principal  # type: ignore[no-any-return]
 
 

@@ -282,7 +282,7 @@ def list_subscribers(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Response:
     """A page of subscribers, oldest first, with the total count."""
-    return json_response(registry.page(limit, offset, reveal=is_admin(principal)))
+    return json_response(registry.page(limit, offset, reveal=is_admin(principal), actor=principal))
 
 
 @router.post(
@@ -393,7 +393,7 @@ def get_subscriber(
     principal: Annotated[Any, Depends(REGISTRY_ROLES)],
 ) -> Response:
     """One subscriber by id (404 when unknown)."""
-    return json_response(registry.get(subscriber_id, reveal=is_admin(principal)))
+    return json_response(registry.get(subscriber_id, reveal=is_admin(principal), actor=principal))
 
 
 @router.patch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from geo_router.cli import (  # noqa: F401  (register commands)
+    audit,
     backup,
     db,
     keys,

@@ -1,7 +1,8 @@
-"""geo-router keys: create, list and revoke API keys."""
+"""geo-router keys: create, list and revoke API keys (creation and revocation are audited)."""
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime
 
 import typer
@@ -10,9 +11,11 @@ from rich.table import Table
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
+from geo_router.intake.audit import AuditService
+from geo_router.intake.reports.models import ServiceActor
 from geo_router.intake.secrets import secrets_for_migration
 from geo_router.settings import secrets_settings, store_settings
-from geo_router.store import CHANNELS, ROLES, Store, describe_store
+from geo_router.store import CHANNELS, ROLES, ApiKeyRecord, Store, describe_store
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -30,6 +33,29 @@ def _open() -> Store:
     settings = store_settings()
     typer.echo(f"store: {describe_store(settings)}", err=True)
     return Store.open(settings, cipher=secrets_for_migration(secrets_settings(), settings))
+
+
+def cli_actor() -> ServiceActor:
+    """Who runs a command, for the audit trail: the operating-system user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        user = "unknown"
+    return ServiceActor(id="cli", name=f"cli:{user}")
+
+
+def _audit_key(store: Store, action: str, record: ApiKeyRecord) -> None:
+    """Audit a key's creation or revocation (spooled when the log cannot take it)."""
+    audit = AuditService.for_store(store, store_settings().data_dir)
+    detail = {"role": record.role, "channel": record.channel, "prefix": record.prefix}
+    audit.record(
+        "key_create" if action == "create" else "key_revoke",
+        "key_management",
+        cli_actor(),
+        [f"key:{record.id}"],
+        detail,
+        fail_closed=False,
+    )
 
 
 def _fail(exc: GeoRouterError) -> typer.Exit:
@@ -51,6 +77,7 @@ def create(
     try:
         with _open() as store:
             key, record = store.keys.create(role, name, channel=channel)
+            _audit_key(store, "create", record)
     except GeoRouterError as exc:
         raise _fail(exc) from None
     _out.print(key, highlight=False, soft_wrap=True)
@@ -97,6 +124,7 @@ def revoke(
     try:
         with _open() as store:
             record = store.keys.revoke(key_id_or_prefix)
+            _audit_key(store, "revoke", record)
     except GeoRouterError as exc:
         raise _fail(exc) from None
     _out.print(

@@ -57,6 +57,34 @@ VerificationStatus = Literal["unverified", "verified", "rejected"]
 #: Verification states of a subscriber.
 VERIFICATION_STATUSES: tuple[VerificationStatus, ...] = get_args(VerificationStatus)
 
+AuditAction = Literal[
+    "caller_lookup",
+    "subscriber_read",
+    "subscriber_list",
+    "subscriber_export",
+    "registry_locate",
+    "key_create",
+    "key_revoke",
+    "auth_failure",
+    "layer_change",
+    "facility_change",
+]
+#: What an audit record says happened: reads of registry data, key changes, refused
+#: requests, changes to the city's layers or facilities.
+AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
+
+AuditPurpose = Literal[
+    "call_taking",
+    "emergency_location",
+    "report_location",
+    "registry_admin",
+    "key_management",
+    "access_control",
+    "city_maintenance",
+]
+#: Why it happened (the purpose the data was used for).
+AUDIT_PURPOSES: tuple[AuditPurpose, ...] = get_args(AuditPurpose)
+
 #: Every flag a report may carry (screening, routing warnings, import checks).
 REPORT_FLAGS: tuple[str, ...] = (
     "unregistered_caller",
@@ -371,4 +399,42 @@ ENCRYPTED_FIELDS: tuple[EncryptedField, ...] = (
             phone_hash="reporter_phone_hash",
         ),
     ),
+)
+
+# --- the audit trail: a hash chain (``audit_repo``); ``audit_head`` is its one head row,
+# locked by every append so that concurrent writers never fork the chain.
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        nullable=False,
+        autoincrement=False,
+    ),
+    sa.Column("record_id", sa.String(36), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("subjects", JSONType, nullable=False),
+    sa.Column("detail", JSONType, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("seq", name="pk_audit_log"),
+    sa.CheckConstraint(_in("action", AUDIT_ACTIONS), name="action"),
+    sa.CheckConstraint(_in("purpose", AUDIT_PURPOSES), name="purpose"),
+    sa.Index("ix_audit_log_record_id", "record_id", unique=True),
+    sa.Index("ix_audit_log_at", "at"),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
 )

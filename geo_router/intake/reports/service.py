@@ -33,6 +33,7 @@ from geo_router.errors import (
     RateLimitedError,
     UnknownCategoryError,
 )
+from geo_router.intake.audit import AuditService
 from geo_router.intake.locate import Caller, Located, Locator
 from geo_router.intake.phones import PhoneNumber, mask_phone
 from geo_router.intake.reports.models import (
@@ -207,6 +208,9 @@ class ReportService:
     idempotency_ttl
         How long an Idempotency-Key replays its first answer. After that the key is free
         again (a new report), and expired keys are purged on the next idempotent write.
+    audit
+        Records each read of a reporting number's registration (``registry_locate``). It
+        never refuses a report: when the audit log is down the record goes to its fallback.
     """
 
     reports: ReportsRepo
@@ -219,6 +223,7 @@ class ReportService:
     clock: Callable[[], datetime] = utcnow
     k: int = 3
     idempotency_ttl: timedelta = timedelta(hours=24)
+    audit: AuditService | None = None
 
     def __post_init__(self) -> None:
         if self.idempotency_ttl <= timedelta(0):
@@ -335,8 +340,10 @@ class ReportService:
         )
         route = router.route(located.lon, located.lat, category=category.code, k=self.k)
         flags.extend(str(w) for w in route.warnings if str(w) not in flags)
+        report_id = new_report_id()
+        self._audit_registry_read(caller, category, located, report_id, actor)
         return Report(
-            id=new_report_id(),
+            id=report_id,
             channel=channel,
             category=category.code,
             description=report_in.description,
@@ -356,6 +363,26 @@ class ReportService:
             created_at=now,
             updated_at=now,
             closed_at=None,
+        )
+
+    def _audit_registry_read(
+        self,
+        caller: Caller | None,
+        category: CategoryRoute,
+        located: Located,
+        report_id: str,
+        actor: Actor | None,
+    ) -> None:
+        """Audit the read of a registered caller's record; fails safe (never refuses)."""
+        if self.audit is None or caller is None or caller.registration is None:
+            return
+        self.audit.record(
+            "registry_locate",
+            "emergency_location" if category.emergency else "report_location",
+            actor,
+            [f"subscriber:{caller.registration.subscriber_id}", f"report:{report_id}"],
+            {"located_at_home": located.source == "registered_caller", "category": category.code},
+            fail_closed=False,
         )
 
     def _phone(self, text: str | None) -> PhoneNumber | None:

@@ -17,6 +17,7 @@ from typing import Final, Literal
 from geo_router.city.models import RouteResult
 from geo_router.encoding.json import route_result_dict
 from geo_router.errors import InputError, NotFoundError
+from geo_router.intake.audit import AuditService, Who, phone_subject
 from geo_router.intake.locate import AddressGeocoder, Located, Locator
 from geo_router.intake.phones import PhoneNumber, mask_phone
 from geo_router.intake.router_source import RouterSource, router_getter
@@ -39,7 +40,7 @@ from geo_router.intake.subscribers.models import (
 )
 from geo_router.store.erasure import SubscriberErasure, erase_number, erase_subscriber
 from geo_router.store.reports_repo import ReportsRepo
-from geo_router.store.schema import utcnow
+from geo_router.store.schema import AuditAction, AuditPurpose, utcnow
 from geo_router.store.subscribers_repo import SubscriberRow, SubscribersRepo
 
 __all__ = ["UNSET", "SubscriberService"]
@@ -73,6 +74,10 @@ class SubscriberService:
         The city's geocoder; None disables address lookup.
     region
         Region for national phone numbers.
+    audit
+        Records every read of registry data (:meth:`get`, :meth:`page`, :meth:`caller`)
+        before it is answered; when the audit log cannot be written the read fails closed
+        (``AuditUnavailableError``). None audits nothing (library use, tests).
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class SubscriberService:
         geocoder: AddressGeocoder | None = None,
         *,
         region: str = "ID",
+        audit: AuditService | None = None,
     ) -> None:
         # The repositories seal and open home points with the same secrets.
         self.subscribers = subscribers.sealed_with(secrets)
@@ -92,12 +98,17 @@ class SubscriberService:
         self.router = router_getter(router)
         self.locator = Locator(self.subscribers, geocoder)
         self.region = region
+        self.audit = audit
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get(self, subscriber_id: str, *, reveal: bool = False) -> Subscriber:
-        """One subscriber by id; NotFoundError when unknown."""
-        return self._answer(self._row(subscriber_id), reveal)
+    def get(
+        self, subscriber_id: str, *, reveal: bool = False, actor: Who | None = None
+    ) -> Subscriber:
+        """One subscriber by id, audited as read by ``actor``; NotFoundError when unknown."""
+        row = self._row(subscriber_id)
+        self._audit_read("subscriber_read", actor, [row.id])
+        return self._answer(row, reveal)
 
     def get_by_phone(self, phone: str, *, reveal: bool = False) -> Subscriber | None:
         """The subscriber with this phone number (any format), or None when not registered.
@@ -126,20 +137,33 @@ class SubscriberService:
         """How many subscribers are registered."""
         return self.subscribers.count()
 
-    def page(self, limit: int = 50, offset: int = 0, *, reveal: bool = False) -> SubscriberPage:
-        """A page of subscribers, oldest first, with the total count."""
+    def page(
+        self, limit: int = 50, offset: int = 0, *, reveal: bool = False, actor: Who | None = None
+    ) -> SubscriberPage:
+        """A page of subscribers, oldest first, with the total count, audited as read by
+        ``actor``."""
         items = self.list(limit, offset, reveal=reveal)
-        return SubscriberPage(items, self.count(), limit, offset)
+        page = SubscriberPage(items, self.count(), limit, offset)
+        self._audit_read(
+            "subscriber_list",
+            actor,
+            [sub.id for sub in items],
+            {"limit": limit, "offset": offset, "total": page.total},
+        )
+        return page
 
-    def caller(self, phone: str) -> CallerInfo:
+    def caller(self, phone: str, *, actor: Who | None = None) -> CallerInfo:
         """Who is calling: location, zones and responders now, and the nuisance record.
 
         Never fails for an unknown number (``registered=False``); a malformed number raises
-        InvalidPhoneError.
+        InvalidPhoneError. The lookup is audited (subscriber id, or the number's hash when it
+        is not registered) before anything is answered.
         """
         number = self._phone(phone)
         nuisance = self.reports.nuisance(number.hash)
         row = self.subscribers.by_hash(number.hash)
+        subject = phone_subject(number.hash) if row is None else f"subscriber:{row.id}"
+        self._audit_read("caller_lookup", actor, [subject], {"registered": row is not None})
         if row is None:
             return CallerInfo(registered=False, phone=number.masked, nuisance=nuisance)
         home = row.home
@@ -256,7 +280,7 @@ class SubscriberService:
         if not self.subscribers.save(replace(row, updated_at=utcnow())):
             raise self._not_found(subscriber_id)
         log.info("updated subscriber %s", subscriber_id)
-        return self.get(subscriber_id, reveal=reveal)
+        return self._answer(self._row(subscriber_id), reveal)
 
     def delete(self, subscriber_id: str) -> None:
         """Remove a subscriber; NotFoundError when unknown."""
@@ -320,6 +344,20 @@ class SubscriberService:
         )
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _audit_read(
+        self,
+        action: AuditAction,
+        actor: Who | None,
+        subscriber_ids: builtins.list[str],
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        """Audit a read for display; fails closed (``AuditUnavailableError``)."""
+        if self.audit is None:
+            return
+        subjects = [s if ":" in s else f"subscriber:{s}" for s in subscriber_ids]
+        purpose: AuditPurpose = "call_taking" if action == "caller_lookup" else "registry_admin"
+        self.audit.record(action, purpose, actor, subjects, detail, fail_closed=True)
 
     def _phone(self, text: str) -> PhoneNumber:
         return PhoneNumber.parse(text, self.region, self.secrets)
