@@ -252,7 +252,7 @@ def _repair_or_refuse(
     if shapely.is_valid(geoms).all():
         return gdf, []
     if repair:
-        return repair_layer(gdf, id_field=id_field)
+        return repair_layer(gdf, id_field=id_field, source=path)
     report = validate_layer(gdf, id_field)
     listed = "; ".join(f"{f.id}: {f.reason}" for f in report.invalid[:_LIST_LIMIT])
     raise LayerValidationError(
