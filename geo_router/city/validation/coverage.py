@@ -12,7 +12,7 @@ import numpy as np
 import shapely
 
 from geo_router.city.validation.findings import ERROR, WARNING, Code, Finding
-from geo_router.city.validation.geometry import areas_m2, geojson
+from geo_router.city.validation.geometry import area_text, areas_m2, geojson
 
 __all__ = ["coverage_findings"]
 
@@ -42,7 +42,7 @@ def _part_findings(
             Finding(
                 code=codes[0] if big else codes[1],
                 severity=ERROR if big else WARNING,
-                message=f"{area:,.1f} m2 {what}, at ({lon:.6f}, {lat:.6f})",
+                message=f"{area_text(area)} m2 {what}, at ({lon:.6f}, {lat:.6f})",
                 location=geojson(part),
                 area_m2=float(area),
                 details={"point": [float(lon), float(lat)]},

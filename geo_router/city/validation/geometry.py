@@ -15,6 +15,7 @@ from geo_router.city.coords import get_transformer, local_utm
 
 __all__ = [
     "POLYGONAL",
+    "area_text",
     "areas_m2",
     "geojson",
     "geom_type_names",
@@ -119,6 +120,11 @@ def polygonal_parts(geoms: np.ndarray) -> np.ndarray:
         else:
             out[i] = shapely.MultiPolygon(polys)
     return out
+
+
+def area_text(area_m2: float) -> str:
+    """An area for messages: ``1,234.5`` above 1 m2, two significant digits below."""
+    return f"{area_m2:,.1f}" if area_m2 >= 1 else f"{area_m2:.2g}"
 
 
 def geojson(geom: Any) -> dict[str, Any] | None:

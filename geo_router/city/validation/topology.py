@@ -14,7 +14,7 @@ import numpy as np
 import shapely
 
 from geo_router.city.validation.findings import ERROR, WARNING, Code, Finding
-from geo_router.city.validation.geometry import areas_m2, geojson
+from geo_router.city.validation.geometry import area_text, areas_m2, geojson
 from geo_router.city.validation.report import Gap, Overlap
 
 __all__ = ["gap_findings", "overlap_findings"]
@@ -48,7 +48,7 @@ def overlap_findings(
             Finding(
                 code=Code.OVERLAP if big else Code.OVERLAP_SLIVER,
                 severity=ERROR if big else WARNING,
-                message=f"{id_a} / {id_b}: {area:,.1f} m2 overlap"
+                message=f"{id_a} / {id_b}: {area_text(area)} m2 overlap"
                 + ("" if big else f" (at most {min_area_m2:g} m2: a sliver)"),
                 ids=(id_a, id_b),
                 location=geojson(shape),
@@ -83,7 +83,7 @@ def gap_findings(
             Finding(
                 code=Code.GAP if big else Code.GAP_SLIVER,
                 severity=WARNING,
-                message=f"{area:,.1f} m2 no zone covers, at ({lon:.6f}, {lat:.6f})",
+                message=f"{area_text(area)} m2 no zone covers, at ({lon:.6f}, {lat:.6f})",
                 location=geojson(hole),
                 area_m2=float(area),
                 details={"point": [float(lon), float(lat)]},
