@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 
 from geo_router.city.validation.findings import ERROR, WARNING, Code, Finding
-from geo_router.city.validation.geometry import geojson, to_utm
+from geo_router.city.validation.geometry import area_text, geojson, to_utm
 
 __all__ = ["Zones", "nesting_findings"]
 
@@ -139,7 +139,7 @@ def nesting_findings(
         else:
             code = Code.NESTING_SLIVER
             message = (
-                f"{children.name} {cid}: {leftover[row]:,.1f} m2 "
+                f"{children.name} {cid}: {area_text(leftover[row])} m2 "
                 f"({1 - share[row]:.4%}) outside {parents.name} {shares[0][0] if shares else '-'}"
             )
         findings.append(
