@@ -29,7 +29,6 @@ from geo_router.city.validation.geometry import (
     layer_utm,
     polygonal_parts,
     reason_point,
-    to_utm,
 )
 from geo_router.city.validation.nesting import Zones, nesting_findings
 from geo_router.city.validation.report import InvalidFeature, NonPolygonFeature, ValidationReport
@@ -212,7 +211,7 @@ def validate_layer(
     report.coverage_valid = bool(shapely.coverage_is_valid(usable))
     min_overlap = limits.min_area_m2 if min_overlap_m2 is None else min_overlap_m2
     min_gap = limits.min_area_m2 if min_gap_m2 is None else min_gap_m2
-    report.overlaps, found = overlap_findings(usable, to_utm(usable, utm), zone_ids, min_overlap)
+    report.overlaps, found = overlap_findings(usable, zone_ids, utm, min_overlap)
     report.findings += found
     report.gaps, found = gap_findings(usable, utm, min_gap)
     report.findings += found

@@ -38,12 +38,17 @@ class Zones(Protocol):
 
 
 def _pair_areas(
-    children_m: np.ndarray, parents_m: np.ndarray
+    children: np.ndarray, parents: np.ndarray, utm: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(child row, parent row, shared area in m2) of every pair whose interiors meet."""
-    tree = shapely.STRtree(parents_m)
-    child, parent = tree.query(children_m, predicate="intersects")
-    shared = shapely.area(shapely.intersection(children_m[child], parents_m[parent]))
+    """(child row, parent row, shared area in m2) of every pair whose interiors meet.
+
+    Shapes are intersected in lon/lat, where the edges are straight as drawn, and only the
+    result is projected to measure it: an edge of a child that ends mid-edge of its parent
+    would otherwise bulge out of the projected parent by a curvature sliver.
+    """
+    tree = shapely.STRtree(parents)
+    child, parent = tree.query(children, predicate="intersects")
+    shared = shapely.area(to_utm(shapely.intersection(children[child], parents[parent]), utm))
     keep = shared > 0
     return child[keep], parent[keep], shared[keep]
 
@@ -86,12 +91,13 @@ def nesting_findings(
     checked_layer
         The layer being validated; findings about the other layer name it in ``layer``.
     """
-    children_m = to_utm(np.asarray(children.geometries, dtype=object), utm)
-    parents_m = to_utm(np.asarray(parents.geometries, dtype=object), utm)
-    child_area = shapely.area(children_m)
-    child, parent, shared = _pair_areas(children_m, parents_m)
+    child_geoms = np.asarray(children.geometries, dtype=object)
+    child_area = shapely.area(to_utm(child_geoms, utm))
+    child, parent, shared = _pair_areas(
+        child_geoms, np.asarray(parents.geometries, dtype=object), utm
+    )
     pairs = pd.DataFrame({"child": child, "parent": parent, "shared": shared})
-    n = len(children_m)
+    n = len(child_geoms)
     main_parent = np.full(n, -1)
     main_area = np.zeros(n)
     total = np.zeros(n)
@@ -114,9 +120,7 @@ def nesting_findings(
         [parents.geometries[p] if p >= 0 else shapely.Polygon() for p in main_parent[flagged]],
         dtype=object,
     )
-    leftovers = shapely.difference(
-        np.asarray(children.geometries, dtype=object)[flagged], main_geoms
-    )
+    leftovers = shapely.difference(child_geoms[flagged], main_geoms)
     by_child = pairs.sort_values("shared", ascending=False).groupby("child")
     groups = {int(c): g for c, g in by_child}
     other = None if checked_layer in (None, children.name) else children.name

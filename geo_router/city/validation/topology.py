@@ -21,22 +21,24 @@ __all__ = ["gap_findings", "overlap_findings"]
 
 
 def overlap_findings(
-    geoms: np.ndarray, geoms_m: np.ndarray, ids: np.ndarray, min_area_m2: float
+    geoms: np.ndarray, ids: np.ndarray, utm: Any, min_area_m2: float
 ) -> tuple[list[Overlap], list[Finding]]:
     """Pairs of zones whose interiors overlap: those above ``min_area_m2``, and all findings.
 
-    ``geoms`` are lon/lat (for the locations), ``geoms_m`` the same zones in metres.
+    Zones are compared in lon/lat, where their edges are straight as drawn (projected, a vertex
+    in the middle of a neighbour's edge would bulge across it by a curvature sliver); only
+    the overlaps are projected to ``utm`` to measure them.
     """
-    tree = shapely.STRtree(geoms_m)
-    left, right = tree.query(geoms_m, predicate="intersects")
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
     keep = left < right
     left, right = left[keep], right[keep]
-    interior = shapely.relate_pattern(geoms_m[left], geoms_m[right], "T********")
+    interior = shapely.relate_pattern(geoms[left], geoms[right], "T********")
     left, right = left[interior], right[interior]
-    areas = shapely.area(shapely.intersection(geoms_m[left], geoms_m[right]))
-    order = np.argsort(-areas, kind="stable")
-    left, right, areas = left[order], right[order], areas[order]
     shapes = shapely.intersection(geoms[left], geoms[right])
+    areas = areas_m2(shapes, utm)
+    order = np.argsort(-areas, kind="stable")
+    left, right, areas, shapes = left[order], right[order], areas[order], shapes[order]
     overlaps: list[Overlap] = []
     findings: list[Finding] = []
     for a, b, area, shape in zip(left, right, areas, shapes, strict=True):
