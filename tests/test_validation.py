@@ -298,3 +298,14 @@ def test_repair_threshold_is_configurable_and_the_refusal_names_the_file() -> No
     assert record.area_after_m2 > record.area_before_m2 > 0
     assert record.acceptable_within(0.05) and not record.acceptable
     assert fixed.geometry.is_valid.all()
+
+
+def test_thresholds_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Thresholds.from_settings() == Thresholds()
+    monkeypatch.setenv("GEO_ROUTER_VALIDATION_MIN_AREA_M2", "25")
+    monkeypatch.setenv("GEO_ROUTER_VALIDATION_NESTING_SHARE", "0.99")
+    monkeypatch.setenv("GEO_ROUTER_VALIDATION_MAX_REPAIR_CHANGE", "0.01")
+    from geo_router.settings import validation_settings
+
+    validation_settings.cache_clear()
+    assert Thresholds.from_settings() == Thresholds(25, 0.99, 0.01)

@@ -258,17 +258,33 @@ def validate_command(
         typer.Option(help="Polygon file the layer must cover (default: the current layer)."),
     ] = None,
     min_area_m2: Annotated[
-        float, typer.Option(min=0, help="Overlaps, gaps, leftovers above this are errors.")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            min=0,
+            help="Overlaps, gaps, leftovers above this are errors "
+            "(default: GEO_ROUTER_VALIDATION_MIN_AREA_M2 or 1).",
+        ),
+    ] = None,
     nesting_share: Annotated[
-        float, typer.Option(min=0, max=1, help="Share of a child's area needed in one parent.")
-    ] = 0.999,
+        float | None,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Share of a child's area needed in one parent "
+            "(default: GEO_ROUTER_VALIDATION_NESTING_SHARE or 0.999).",
+        ),
+    ] = None,
     repair: Annotated[
         bool, typer.Option("--repair", help="Repair invalid geometries first (make_valid).")
     ] = False,
     max_repair_change: Annotated[
-        float, typer.Option(min=0, help="Refuse repairs changing an area by more (0.001=0.1%).")
-    ] = 0.001,
+        float | None,
+        typer.Option(
+            min=0,
+            help="Refuse repairs changing an area by more, 0.001 = 0.1% "
+            "(default: GEO_ROUTER_VALIDATION_MAX_REPAIR_CHANGE or 0.001).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a zone layer: invalid features, ids, overlaps, gaps, and with --layer coverage,
@@ -281,10 +297,9 @@ def validate_command(
     if id_field is None and layer is None:
         raise fail("give --id-field, or --layer (and --city) to take the profile's id field")
     with domain_errors():
-        try:
-            thresholds = Thresholds(min_area_m2, nesting_share, max_repair_change)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        thresholds = _thresholds(
+            Thresholds.from_settings(), min_area_m2, nesting_share, max_repair_change
+        )
         profile = None
         if layer is not None:
             from geo_router.city.profile import load_profile
@@ -297,7 +312,7 @@ def validate_command(
         repairs: list[Any] = []
         if repair:
             gdf, repairs = repair_layer(
-                gdf, id_field=field, max_change=max_repair_change, source=layer_file
+                gdf, id_field=field, max_change=thresholds.max_repair_change, source=layer_file
             )
         shape = _read_boundary(boundary) if boundary is not None else None
         if profile is not None and layer is not None:
@@ -318,6 +333,23 @@ def validate_command(
     typer.echo(f"{layer_file}: layer would be {verdict}", err=True)
     if report.blocking:
         raise typer.Exit(EXIT_REFUSED)
+
+
+def _thresholds(
+    defaults: Any, min_area_m2: float | None, share: float | None, max_change: float | None
+) -> Any:
+    """The gate's thresholds: the options given, else the settings."""
+    from dataclasses import replace
+
+    given = {
+        "min_area_m2": min_area_m2,
+        "nesting_share": share,
+        "max_repair_change": max_change,
+    }
+    try:
+        return replace(defaults, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _repair_dict(record: Any) -> dict[str, Any]:

@@ -76,6 +76,18 @@ class Thresholds:
         if self.max_repair_change < 0:
             raise ValueError(f"max_repair_change must be >= 0, not {self.max_repair_change}")
 
+    @classmethod
+    def from_settings(cls) -> Thresholds:
+        """The thresholds of ``GEO_ROUTER_VALIDATION_*`` (defaults when unset)."""
+        from geo_router.settings import validation_settings
+
+        values = validation_settings()
+        return cls(
+            min_area_m2=values.validation_min_area_m2,
+            nesting_share=values.validation_nesting_share,
+            max_repair_change=values.validation_max_repair_change,
+        )
+
     def to_dict(self) -> dict[str, float]:
         """The thresholds as plain numbers."""
         return {
