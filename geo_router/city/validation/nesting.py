@@ -53,6 +53,11 @@ def _pair_areas(
     return child[keep], parent[keep], shared[keep]
 
 
+def _percent(share: float) -> str:
+    """A share as ``62.10%``; ``<0.01%`` rather than a misleading ``0.00%``."""
+    return "<0.01%" if 0 < share < 0.00005 else f"{share:.2%}"
+
+
 def _message(
     child_layer: str,
     child_id: str,
@@ -61,9 +66,9 @@ def _message(
     outside: float,
 ) -> str:
     """``kelurahan 12 lies in 2 kecamatan zones: 62.10% in A, 37.90% in B``."""
-    parts = [f"{share:.2%} in {pid}" for pid, share in shares]
+    parts = [f"{_percent(share)} in {pid}" for pid, share in shares]
     if outside > 0:
-        parts.append(f"{outside:.2%} outside every {parent_layer} zone")
+        parts.append(f"{_percent(outside)} outside every {parent_layer} zone")
     return f"{child_layer} {child_id} is not within one {parent_layer} zone: " + ", ".join(parts)
 
 
