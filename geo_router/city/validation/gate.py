@@ -52,7 +52,9 @@ def _id_findings(ids: np.ndarray, geoms: np.ndarray) -> tuple[list[int], list[st
     missing = np.array([i is None for i in ids], dtype=bool)
     null_rows = [int(r) for r in np.flatnonzero(missing)]
     present = pd.Series(ids[~missing], index=np.flatnonzero(~missing))
-    duplicated = sorted(present[present.duplicated()].unique().tolist())
+    repeated = present[present.duplicated(keep=False)]
+    groups = repeated.groupby(repeated, sort=True).groups  # id -> its rows, in one pass
+    duplicated = [str(dup) for dup in groups]
     findings = [
         Finding(
             code=Code.MISSING_ID,
@@ -64,8 +66,8 @@ def _id_findings(ids: np.ndarray, geoms: np.ndarray) -> tuple[list[int], list[st
         )
         for r in null_rows
     ]
-    for dup in duplicated:
-        rows = [int(r) for r in present.index[present == dup]]
+    for dup, index in groups.items():
+        rows = [int(r) for r in index]
         findings.append(
             Finding(
                 code=Code.DUPLICATE_ID,
@@ -76,7 +78,7 @@ def _id_findings(ids: np.ndarray, geoms: np.ndarray) -> tuple[list[int], list[st
                 details={"rows": rows},
             )
         )
-    return null_rows, [str(d) for d in duplicated], findings
+    return null_rows, duplicated, findings
 
 
 def _rows(rows: list[int]) -> str:
