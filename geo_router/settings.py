@@ -2,7 +2,6 @@
 
 One class per concern, each with one cached factory that reads the environment once:
 
-=================  =====================  ======================================================
 class              factory                knobs
 =================  =====================  ======================================================
 RoutingSettings    ``routing_settings()``  city profile, boundary tolerance, default k, batch limit
@@ -11,6 +10,17 @@ SecretsSettings    ``secrets_settings()``  production, pepper, encryption key, s
 IntakeSettings     ``intake_settings()``   rate limit per number, idempotency TTL, retention
 ServerSettings     ``server_settings()``   host, port, worker processes, their metrics folder
 =================  =====================  ======================================================
+=======
+==================  =========================  =====================================================
+class               factory                    knobs
+==================  =========================  =====================================================
+RoutingSettings     ``routing_settings()``     city profile, boundary tolerance, k, batch limit
+StoreSettings       ``store_settings()``       data dir, database URL
+SecretsSettings     ``secrets_settings()``     production, pepper, encryption key, secrets file
+IntakeSettings      ``intake_settings()``      rate limit per number, idempotency TTL, retention
+ServerSettings      ``server_settings()``      host, port, worker processes, their metrics folder
+ValidationSettings  ``validation_settings()``  layer gate: area threshold, nesting share, repair
+==================  =========================  =====================================================
 
 Every consumer takes the part it needs (``Store.open(store)``, ``Secrets.load(secrets, store)``).
 The web layer adds its own (``api/settings.py``). A bad value raises ``ConfigurationError``
@@ -43,6 +53,7 @@ __all__ = [
     "SecretsSettings",
     "ServerSettings",
     "StoreSettings",
+    "ValidationSettings",
     "cached_factory",
     "default_data_dir",
     "intake_settings",
@@ -53,6 +64,7 @@ __all__ = [
     "secrets_settings",
     "server_settings",
     "store_settings",
+    "validation_settings",
 ]
 
 ENV_PREFIX = "GEO_ROUTER_"
@@ -150,6 +162,20 @@ class ServerSettings(EnvironmentSettings):
 _Part = TypeVar("_Part", bound=BaseSettings)
 
 
+class ValidationSettings(EnvironmentSettings):
+    """Tolerances of the zone layer validation gate (``geo_router.city.validation``)."""
+
+    validation_min_area_m2: float = Field(
+        1.0, ge=0, description="Overlaps, gaps and nesting leftovers above this are errors."
+    )
+    validation_nesting_share: float = Field(
+        0.999, gt=0, le=1, description="Share of a child zone's area that must lie in one parent."
+    )
+    validation_max_repair_change: float = Field(
+        0.001, ge=0, description="Largest relative area change a geometry repair may make."
+    )
+
+
 def invalid_settings_message(exc: ValidationError) -> str:
     """One line naming each bad ``GEO_ROUTER_*`` variable (never its value: it may be secret)."""
     problems = []
@@ -188,6 +214,7 @@ store_settings = cached_factory(StoreSettings)
 secrets_settings = cached_factory(SecretsSettings)
 intake_settings = cached_factory(IntakeSettings)
 server_settings = cached_factory(ServerSettings)
+validation_settings = cached_factory(ValidationSettings)
 
 
 #: Why a server bound to a non-loopback address refuses to start without an active API key

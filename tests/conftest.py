@@ -33,6 +33,7 @@ _SETTINGS_FACTORIES = (
     _settings.secrets_settings,
     _settings.intake_settings,
     _settings.server_settings,
+    _settings.validation_settings,
     api_settings,
 )
 

@@ -212,3 +212,81 @@ def test_validate_unreadable_input(tmp_path: Path) -> None:
     wrong_field = runner.invoke(app, ["validate", str(layer), "--id-field", "kode"])
     assert wrong_field.exit_code == 2
     assert "kode" in wrong_field.stderr
+
+
+def test_validate_against_the_city_accepts_the_staged_split() -> None:
+    from zones_data import KELURAHAN_SPLIT
+
+    result = runner.invoke(app, ["validate", str(KELURAHAN_SPLIT), "--layer", "kelurahan"])
+    assert result.exit_code == 0, result.output
+    assert "kelurahan: 152 features: accepted (0 errors, 0 warnings)" in result.stdout
+    assert "what changes in kelurahan: 1 added, 0 removed, 1 reshaped" in result.stdout
+    as_json = runner.invoke(
+        app, ["validate", str(KELURAHAN_SPLIT), "--layer", "kelurahan", "--json"]
+    )
+    data = orjson.loads(as_json.stdout)
+    assert data["blocking"] is False and data["layer"] == "kelurahan"
+    assert data["changes"]["counts"]["reshaped"] == 1 and data["repairs"] == []
+
+
+def test_validate_against_the_city_refuses_the_broken_split() -> None:
+    from zones_data import KELURAHAN_SPLIT_BROKEN
+
+    result = runner.invoke(
+        app, ["validate", str(KELURAHAN_SPLIT_BROKEN), "--layer", "kelurahan", "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    data = orjson.loads(result.stdout)
+    assert data["counts"]["errors"] == 2
+    assert {f["code"] for f in data["findings"] if f["severity"] == "error"} == {
+        "overlap",
+        "not_nested",
+    }
+    # with a 90 % share the 5 % straddle is only a sliver warning; the overlap still blocks
+    loose = runner.invoke(
+        app,
+        ["validate", str(KELURAHAN_SPLIT_BROKEN), "--layer", "kelurahan", "--nesting-share", "0.9"],
+    )
+    assert loose.exit_code == 1 and "not_nested" not in loose.stdout
+    assert "nesting slivers: 1 (warning, nesting_sliver)" in loose.stdout
+
+
+def test_validate_needs_an_id_field_or_a_layer(tmp_path: Path) -> None:
+    layer = write_layer(tmp_path / "ok.geojson", ["a"], [shapely.box(0, 0, 1, 1)])
+    result = runner.invoke(app, ["validate", str(layer)])
+    assert result.exit_code == 2 and "--id-field" in result.stderr
+    unknown = runner.invoke(app, ["validate", str(layer), "--layer", "desa"])
+    assert unknown.exit_code == 2 and "no layer 'desa'" in unknown.stderr
+
+
+def test_validate_repairs_only_when_asked_and_within_the_threshold(tmp_path: Path) -> None:
+    shell = shapely.box(107.60, -6.91, 107.61, -6.90)
+    hole = shapely.box(107.604, -6.911, 107.606, -6.909)  # half outside: ~2 % area change
+    broken = shapely.Polygon(shell.exterior.coords, [hole.exterior.coords])
+    layer = write_layer(tmp_path / "holey.geojson", ["a"], [broken])
+    plain = runner.invoke(app, ["validate", str(layer), "--id-field", "code"])
+    assert plain.exit_code == 1 and "invalid geometries: 1" in plain.stdout
+    refused = runner.invoke(app, ["validate", str(layer), "--id-field", "code", "--repair"])
+    assert refused.exit_code == 2
+    assert "holey.geojson" in refused.stderr and "cannot be repaired safely" in refused.stderr
+    repaired = runner.invoke(
+        app,
+        ["validate", str(layer), "--id-field", "code", "--repair", "--max-repair-change", "0.05"],
+    )
+    assert repaired.exit_code == 0, repaired.output
+    assert "repaired a (" in repaired.stdout and " m2 (" in repaired.stdout
+
+
+def test_validate_against_a_boundary_file(tmp_path: Path) -> None:
+    boundary = write_layer(
+        tmp_path / "city.geojson", ["city"], [shapely.box(107.60, -6.91, 107.62, -6.90)]
+    )
+    layer = write_layer(
+        tmp_path / "half.geojson", ["a"], [shapely.box(107.60, -6.91, 107.61, -6.90)]
+    )
+    result = runner.invoke(
+        app, ["validate", str(layer), "--id-field", "code", "--boundary", str(boundary), "--json"]
+    )
+    assert result.exit_code == 1
+    (finding,) = orjson.loads(result.stdout)["findings"]
+    assert finding["code"] == "uncovered" and finding["area_m2"] > 1e6

@@ -21,6 +21,7 @@ from geo_router.city.layers import (
     read_layer_frame,
 )
 from geo_router.errors import LayerValidationError, ProfileError
+from geo_router.settings import validation_settings
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,23 @@ def test_unsafe_repair_is_refused(tmp_path: Path) -> None:
     path = write(bowtie_frame(False), tmp_path / "bowtie.gpkg", "GPKG")
     with pytest.raises(LayerValidationError, match="cannot be repaired safely"):
         load_layer(Spec("k", path, "code", repair=True))
+
+
+def test_repair_refusal_names_the_file_and_follows_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gdf = zones_frame()
+    shell = gdf.geometry.iloc[1]
+    hole = shapely.box(107.614, -6.911, 107.616, -6.909)  # half outside: ~2 % area change
+    gdf.loc[1, "geometry"] = shapely.Polygon(shell.exterior.coords, [hole.exterior.coords])
+    path = write(gdf, tmp_path / "holey.gpkg", "GPKG")
+    with pytest.raises(LayerValidationError, match=r"holey\.gpkg: 1 feature") as err:
+        load_layer(Spec("k", path, "code", repair=True))
+    assert err.value.detail["path"] == str(path)
+    monkeypatch.setenv("GEO_ROUTER_VALIDATION_MAX_REPAIR_CHANGE", "0.05")
+    validation_settings.cache_clear()
+    (record,) = load_layer(Spec("k", path, "code", repair=True)).repairs
+    assert 0.01 < record.change_ratio < 0.05
 
 
 def test_layer_version(tmp_path: Path) -> None:

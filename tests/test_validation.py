@@ -8,11 +8,17 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+import shapely.affinity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo_router.city.validation import (
+    ERROR,
     MAX_REPAIR_CHANGE,
+    WARNING,
+    Code,
+    Finding,
+    Thresholds,
     ValidationReport,
     ids_as_str,
     repair_layer,
@@ -167,3 +173,139 @@ def test_grid_coverage_is_clean_until_a_cell_is_removed(nx: int, ny: int, drop: 
     report = validate_layer(frame(cells[:drop] + cells[drop + 1 :]), "zid")
     assert len(report.gaps) == (1 if inner else 0)
     assert not report.refused
+
+
+# --------------------------------------------------------------------------- findings (issue 11)
+
+
+def by_code(report: ValidationReport) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for finding in report.findings:
+        out.setdefault(str(finding.code), []).append(finding)
+    return out
+
+
+def test_every_problem_is_a_finding_with_code_severity_ids_and_location() -> None:
+    a, b = squares(2)
+    far_bowtie = shapely.affinity.translate(bowtie(), xoff=3 * STEP)
+    geoms = [a, a, far_bowtie, shapely.Point(X0, Y0), b, None, shapely.Polygon()]
+    report = validate_layer(frame(geoms, ["a", "a", "c", "d", None, "f", "g"]), "zid")
+    found = by_code(report)
+    assert set(found) >= {
+        "duplicate_id",
+        "missing_id",
+        "invalid_geometry",
+        "not_polygon",
+        "empty_geometry",
+        "overlap",
+    }
+    assert all(f.severity == ERROR for f in report.findings if f.code != Code.OVERLAP_SLIVER)
+    (invalid,) = found["invalid_geometry"]
+    assert invalid.ids == ("c",) and invalid.details["reason"].startswith("Self-intersection")
+    # the location is the point shapely's reason names, in lon/lat order
+    assert invalid.location is not None and invalid.location["type"] == "Point"
+    lon, lat = invalid.location["coordinates"]
+    assert lon == pytest.approx(X0 + 3.5 * STEP) and lat == pytest.approx(Y0 + STEP / 2)
+    (dup,) = found["duplicate_id"]
+    assert dup.ids == ("a",) and dup.details["rows"] == [0, 1]
+    (missing,) = found["missing_id"]
+    assert missing.ids == ("row 4",) and missing.location is not None
+    (point,) = found["not_polygon"]
+    assert point.ids == ("d",) and point.location == {"type": "Point", "coordinates": [X0, Y0]}
+    assert {f.ids for f in found["empty_geometry"]} == {("f",), ("g",)}
+    (overlap,) = found["overlap"]
+    assert overlap.ids == ("a", "a") and overlap.area_m2 == pytest.approx(1105.4**2, rel=0.01)
+    assert shapely.geometry.shape(overlap.location).equals(a)
+    assert report.blocking and report.refused
+
+
+def test_overlap_below_the_threshold_is_a_sliver_warning_with_its_area() -> None:
+    left = shapely.box(X0, Y0, X0 + STEP + 1e-6, Y0 + STEP)  # ~0.1 m x 1.1 km = ~120 m2
+    right = shapely.box(X0 + STEP, Y0, X0 + 2 * STEP, Y0 + STEP)
+    strict = validate_layer(frame([left, right]), "zid")
+    assert [str(f.code) for f in strict.findings] == ["overlap"] and strict.blocking
+    loose = validate_layer(frame([left, right]), "zid", thresholds=Thresholds(min_area_m2=500))
+    (sliver,) = loose.findings
+    assert sliver.code == Code.OVERLAP_SLIVER and sliver.severity == WARNING
+    assert 100 < (sliver.area_m2 or 0) < 140
+    assert not loose.blocking and loose.counts == {
+        "errors": 0,
+        "warnings": 1,
+        "by_code": {"overlap_sliver": 1},
+    }
+
+
+def test_report_dict_has_stable_keys_and_is_json() -> None:
+    report = validate_layer(frame([bowtie(), *squares(3)[1:]]), "zid", layer="kelurahan")
+    data = json.loads(json.dumps(report.to_dict()))
+    assert list(data) == [
+        "layer",
+        "n_features",
+        "blocking",
+        "refused",
+        "counts",
+        "thresholds",
+        "coverage_valid",
+        "findings",
+        "invalid",
+        "duplicate_ids",
+        "null_ids",
+        "non_polygon",
+        "overlaps",
+        "gaps",
+    ]
+    assert data["layer"] == "kelurahan" and data["blocking"] is True
+    assert data["thresholds"] == {
+        "min_area_m2": 1.0,
+        "nesting_share": 0.999,
+        "max_repair_change": 0.001,
+    }
+    (finding,) = data["findings"]
+    assert list(finding) == [
+        "code",
+        "severity",
+        "message",
+        "ids",
+        "layer",
+        "area_m2",
+        "location",
+        "details",
+    ]
+    assert finding["code"] == "invalid_geometry" and finding["ids"] == ["z0"]
+    assert "kelurahan: 3 features: REFUSED (1 errors, 0 warnings)" in report.to_text()
+
+
+def test_thresholds_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="nesting_share"):
+        Thresholds(nesting_share=1.5)
+    with pytest.raises(ValueError, match="min_area_m2"):
+        Thresholds(min_area_m2=-1)
+
+
+def test_repair_threshold_is_configurable_and_the_refusal_names_the_file() -> None:
+    # a hole half outside its shell: the repair changes the area by about 2 %
+    shell = squares(1)[0]
+    hole = shapely.box(X0 + 0.004, Y0 - 0.001, X0 + 0.006, Y0 + 0.001)
+    broken = shapely.Polygon(shell.exterior.coords, [hole.exterior.coords])
+    assert not broken.is_valid
+    gdf = frame([broken, squares(2)[1]])
+    with pytest.raises(LayerValidationError, match=r"^zones/new\.geojson: 1 feature") as err:
+        repair_layer(gdf, id_field="zid", source="zones/new.geojson")
+    assert err.value.detail["path"] == "zones/new.geojson"
+    assert "0.10% area change" in err.value.message and " m2 " in err.value.message
+    fixed, [record] = repair_layer(gdf, id_field="zid", max_change=0.05)
+    assert 0.01 < record.change_ratio < 0.05
+    assert record.area_after_m2 > record.area_before_m2 > 0
+    assert record.acceptable_within(0.05) and not record.acceptable
+    assert fixed.geometry.is_valid.all()
+
+
+def test_thresholds_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Thresholds.from_settings() == Thresholds()
+    monkeypatch.setenv("GEO_ROUTER_VALIDATION_MIN_AREA_M2", "25")
+    monkeypatch.setenv("GEO_ROUTER_VALIDATION_NESTING_SHARE", "0.99")
+    monkeypatch.setenv("GEO_ROUTER_VALIDATION_MAX_REPAIR_CHANGE", "0.01")
+    from geo_router.settings import validation_settings
+
+    validation_settings.cache_clear()
+    assert Thresholds.from_settings() == Thresholds(25, 0.99, 0.01)

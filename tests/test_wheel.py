@@ -128,7 +128,11 @@ def test_wheel_ships_the_package_data(wheel: Path) -> None:
         "zones_data/__init__.py",
         "zones_data/demo_city/city.toml",
     }
-    for folder in ("geo_router/store/migrations/versions", "zones_data/demo_city"):
+    for folder in (
+        "geo_router/store/migrations/versions",
+        "zones_data/demo_city",
+        "zones_data/examples",
+    ):
         expected |= {
             path.relative_to(REPO_ROOT).as_posix()
             for path in (REPO_ROOT / folder).iterdir()

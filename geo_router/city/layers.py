@@ -4,7 +4,8 @@ A layer file is anything pyogrio reads (GeoJSON, GeoPackage, Shapefile, a zipped
 KML, FlatGeobuf, ...) or GeoParquet. It is reprojected to EPSG:4326; a file without a CRS is
 taken as lon/lat only when its bounds fit. Ids become strings (``12`` stays ``"12"``, a float
 ``12.0`` becomes ``"12"``). Invalid geometries refuse the layer, unless repair is asked, in
-which case :func:`geo_router.city.validation.repair_layer` fixes them within its 0.1 % area limit.
+which case :func:`geo_router.city.validation.repair_layer` fixes them within its area limit
+(0.1 % unless ``GEO_ROUTER_VALIDATION_MAX_REPAIR_CHANGE`` says otherwise).
 Overlaps and gaps are not checked here (see :func:`geo_router.city.validation.validate_layer`).
 """
 
@@ -24,6 +25,7 @@ import shapely
 from geo_router.city import coords
 from geo_router.city.validation import (
     RepairRecord,
+    Thresholds,
     geometry_array,
     ids_as_str,
     repair_layer,
@@ -252,7 +254,8 @@ def _repair_or_refuse(
     if shapely.is_valid(geoms).all():
         return gdf, []
     if repair:
-        return repair_layer(gdf, id_field=id_field)
+        limit = Thresholds.from_settings().max_repair_change
+        return repair_layer(gdf, id_field=id_field, max_change=limit, source=path)
     report = validate_layer(gdf, id_field)
     listed = "; ".join(f"{f.id}: {f.reason}" for f in report.invalid[:_LIST_LIMIT])
     raise LayerValidationError(

@@ -196,32 +196,176 @@ def _report_text(report: Any) -> str:
     return dumps(report.to_dict(), indent=True).decode()
 
 
+def _read_boundary(path: Path) -> Any:
+    """The union of a boundary file's polygons (EPSG:4326)."""
+    import shapely
+
+    from geo_router.city.validation import geometry_array
+
+    return shapely.union_all(geometry_array(_read_layer(path)))
+
+
+def _city_check(
+    gdf: Any, id_field: str, profile: Any, layer: str, boundary: Any, thresholds: Any
+) -> Any:
+    """Check a layer file against the city's current layers (coverage, nesting, changes)."""
+    from geo_router.city.layer_check import check_layer, current_layers
+
+    context = current_layers(profile, layer)
+    return check_layer(
+        gdf,
+        id_field,
+        layer=layer,
+        current=context.current,
+        parent=context.parent,
+        children=context.children,
+        name_field=profile.layer(layer).name_field,
+        current_names=context.current.names,
+        boundary=boundary,
+        thresholds=thresholds,
+    )
+
+
+def _require_column(gdf: Any, id_field: str, source: Path) -> None:
+    """InputError naming the file and its columns when the id field is missing."""
+    if id_field not in gdf.columns:
+        columns = ", ".join(str(name) for name in gdf.columns if name != gdf.geometry.name)
+        raise InputError(f"{source}: no id field {id_field!r} (columns: {columns})")
+
+
 @app.command("validate")
 def validate_command(
     layer_file: Annotated[Path, typer.Argument(help="Zone layer (GeoJSON, GPKG, Shapefile...).")],
-    id_field: Annotated[str, typer.Option(help="Column holding the zone ids.")],
+    id_field: Annotated[
+        str | None,
+        typer.Option(help="Column holding the zone ids (default: the profile's, with --layer)."),
+    ] = None,
+    city: Annotated[
+        Path | None,
+        typer.Option(
+            "--city",
+            envvar="GEO_ROUTER_CITY",
+            help="City profile to check against (with --layer; the demo city by default).",
+            show_default=False,
+        ),
+    ] = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(help="The city layer this file would replace: coverage, nesting, changes."),
+    ] = None,
+    boundary: Annotated[
+        Path | None,
+        typer.Option(help="Polygon file the layer must cover (default: the current layer)."),
+    ] = None,
+    min_area_m2: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Overlaps, gaps, leftovers above this are errors "
+            "(default: GEO_ROUTER_VALIDATION_MIN_AREA_M2 or 1).",
+        ),
+    ] = None,
+    nesting_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Share of a child's area needed in one parent "
+            "(default: GEO_ROUTER_VALIDATION_NESTING_SHARE or 0.999).",
+        ),
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Repair invalid geometries first (make_valid).")
+    ] = False,
+    max_repair_change: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Refuse repairs changing an area by more, 0.001 = 0.1% "
+            "(default: GEO_ROUTER_VALIDATION_MAX_REPAIR_CHANGE or 0.001).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check a zone layer: invalid features, duplicate ids, gaps and overlaps (areas in m2).
+    """Check a zone layer: invalid features, ids, overlaps, gaps, and with --layer coverage,
+    nesting both ways and what changes against the city's current layers (areas in m2).
 
-    Exits 1 when the layer would be refused, 0 when it would be accepted, 2 when unreadable.
+    Exits 1 when the layer has blocking errors, 0 when it would be accepted, 2 when unreadable.
     """
-    from geo_router.city.validation import validate_layer
+    from geo_router.city.validation import Thresholds, repair_layer, validate_layer
 
+    if id_field is None and layer is None:
+        raise fail("give --id-field, or --layer (and --city) to take the profile's id field")
     with domain_errors():
+        thresholds = _thresholds(
+            Thresholds.from_settings(), min_area_m2, nesting_share, max_repair_change
+        )
+        profile = None
+        if layer is not None:
+            from geo_router.city.profile import load_profile
+
+            profile = load_profile(city or DEMO_CITY_PROFILE)
+        field = (id_field or profile.layer(layer).id_field) if profile and layer else id_field
+        assert field is not None  # one of --id-field and --layer was given
         gdf = _read_layer(layer_file)
-        if id_field not in gdf.columns:
-            columns = ", ".join(str(name) for name in gdf.columns if name != gdf.geometry.name)
-            raise InputError(f"{layer_file}: no id field {id_field!r} (columns: {columns})")
-        report = validate_layer(gdf, id_field)
+        _require_column(gdf, field, layer_file)
+        repairs: list[Any] = []
+        if repair:
+            gdf, repairs = repair_layer(
+                gdf, id_field=field, max_change=thresholds.max_repair_change, source=layer_file
+            )
+        shape = _read_boundary(boundary) if boundary is not None else None
+        if profile is not None and layer is not None:
+            result: Any = _city_check(gdf, field, profile, layer, shape, thresholds)
+            report = result.report
+        else:
+            report = result = validate_layer(
+                gdf, field, thresholds=thresholds, reference=shape, reference_label="the boundary"
+            )
     if as_json:
-        typer.echo(dumps(report.to_dict(), indent=True))
+        payload = {**result.to_dict(), "repairs": [_repair_dict(r) for r in repairs]}
+        typer.echo(dumps(payload, indent=True))
     else:
-        typer.echo(_report_text(report))
-    verdict = "refused" if report.refused else "accepted"
+        typer.echo(_report_text(result))
+        for record in repairs:
+            typer.echo(_repair_line(record))
+    verdict = "refused" if report.blocking else "accepted"
     typer.echo(f"{layer_file}: layer would be {verdict}", err=True)
-    if report.refused:
+    if report.blocking:
         raise typer.Exit(EXIT_REFUSED)
+
+
+def _thresholds(
+    defaults: Any, min_area_m2: float | None, share: float | None, max_change: float | None
+) -> Any:
+    """The gate's thresholds: the options given, else the settings."""
+    from dataclasses import replace
+
+    given = {
+        "min_area_m2": min_area_m2,
+        "nesting_share": share,
+        "max_repair_change": max_change,
+    }
+    try:
+        return replace(defaults, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _repair_dict(record: Any) -> dict[str, Any]:
+    """One repair record as a dictionary."""
+    from dataclasses import asdict
+
+    value: dict[str, Any] = asdict(record)
+    return value
+
+
+def _repair_line(record: Any) -> str:
+    """``repaired 12 (Self-intersection...): 1,000.0 -> 999.5 m2 (0.0500%)``."""
+    return (
+        f"repaired {record.id} ({record.reason}): {record.area_before_m2:,.1f} -> "
+        f"{record.area_after_m2:,.1f} m2 ({record.change_ratio:.4%})"
+    )
 
 
 __all__ = [
