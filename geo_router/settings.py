@@ -2,15 +2,6 @@
 
 One class per concern, each with one cached factory that reads the environment once:
 
-class              factory                knobs
-=================  =====================  ======================================================
-RoutingSettings    ``routing_settings()``  city profile, boundary tolerance, default k, batch limit
-StoreSettings      ``store_settings()``    data dir, database URL
-SecretsSettings    ``secrets_settings()``  production, pepper, encryption key, secrets file
-IntakeSettings     ``intake_settings()``   rate limit per number, idempotency TTL, retention
-ServerSettings     ``server_settings()``   host, port, worker processes, their metrics folder
-=================  =====================  ======================================================
-=======
 ==================  =========================  =====================================================
 class               factory                    knobs
 ==================  =========================  =====================================================
