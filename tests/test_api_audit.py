@@ -91,7 +91,7 @@ def test_caller_lookup_is_audited_with_actor_key_and_purpose(served: dict[str, A
     r = client.post("/v1/callers/lookup", json={"phone": UNKNOWN}, headers=keys["intake"])
     assert r.status_code == 200 and not r.json()["registered"]
     unknown = _last(served)
-    assert unknown.subjects[0].startswith("phone_hash:") and unknown.detail["registered"] is False
+    assert unknown.subjects[0].startswith("phone_ref:") and unknown.detail["registered"] is False
     _no_personal_data(_records(served))
 
 
