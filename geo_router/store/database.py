@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, make_url
 
-from geo_router.errors import ConfigurationError
+from geo_router.errors import ConfigurationError, StoreUnavailableError
 from geo_router.settings import StoreSettings
 from geo_router.store.engine import _sqlite_file, make_engine, write_transaction
 from geo_router.store.keys import KeyStore
@@ -128,9 +128,9 @@ class Store:
         An engine from ``make_engine``.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, key_cache_ttl_s: float = 30.0) -> None:
         self.engine = engine
-        self.keys = KeyStore(engine)
+        self.keys = KeyStore(engine, cache_ttl_s=key_cache_ttl_s)
 
     @classmethod
     def open(cls, settings: StoreSettings, *, migrate: bool = True) -> Store:
@@ -143,15 +143,21 @@ class Store:
         migrate
             Apply pending migrations first (the default).
         """
-        return cls.from_url(settings.effective_database_url, migrate=migrate)
+        return cls.from_url(
+            settings.effective_database_url,
+            migrate=migrate,
+            key_cache_ttl_s=settings.key_cache_ttl_s,
+        )
 
     @classmethod
-    def from_url(cls, url: str | URL, *, migrate: bool = True) -> Store:
+    def from_url(
+        cls, url: str | URL, *, migrate: bool = True, key_cache_ttl_s: float = 30.0
+    ) -> Store:
         """Open a database by URL, migrating it unless ``migrate=False``."""
         engine = make_engine(url)
         if migrate:
             upgrade(engine)
-        return cls(engine)
+        return cls(engine, key_cache_ttl_s=key_cache_ttl_s)
 
     @property
     def dialect(self) -> str:
@@ -163,7 +169,7 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, StoreUnavailableError) as exc:
             log.warning("database ping failed: %s", type(exc).__name__)
             return False
         return True

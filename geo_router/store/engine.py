@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
 from geo_router.errors import ConfigurationError
+from geo_router.store.outages import install_outage_translation
 
 #: How long a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -76,7 +77,8 @@ def make_engine(url: str | URL) -> sa.Engine:
     url
         SQLAlchemy URL. ``postgresql://`` uses psycopg 3; a SQLite file's parent folder is
         created; SQLite connections get WAL, ``synchronous=FULL``, foreign keys and a busy
-        timeout on every connect.
+        timeout on every connect. An outage (unreachable, disk full, I/O error) raises
+        ``StoreUnavailableError`` (``geo_router.store.outages``).
 
     Returns
     -------
@@ -90,9 +92,12 @@ def make_engine(url: str | URL) -> sa.Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed)
         _configure_sqlite(engine)
+        install_outage_translation(engine)
         return engine
     if backend == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        install_outage_translation(engine)
+        return engine
     raise ConfigurationError(
         f"unsupported database {backend!r} in GEO_ROUTER_DATABASE_URL: use sqlite or postgresql",
         detail={"field": "database_url", "backend": backend},

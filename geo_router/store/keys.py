@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from geo_router.errors import InputError, NotFoundError
+from geo_router.errors import InputError, NotFoundError, StoreUnavailableError
 from geo_router.store.engine import write_transaction
 from geo_router.store.schema import CHANNELS, ROLES, api_keys, new_uuid, utcnow
 
@@ -81,8 +81,12 @@ class KeyStore:
     engine
         The store's engine (tables migrated).
     cache_ttl_s
-        Positive verifications are cached in-process this long. A revocation in this process
-        takes effect at once; one in another process within ``cache_ttl_s``.
+        Positive verifications are cached in-process this long
+        (``GEO_ROUTER_KEY_CACHE_TTL_S``). A revocation in this process takes effect at once;
+        one in another process within ``cache_ttl_s``. While the database is unavailable
+        (``StoreUnavailableError``), a key verified before keeps working from the cache
+        however old the entry (no revocation can be recorded meanwhile), so an outage does
+        not stop routing; a key never seen before gets that error (503), not a 401.
     touch_interval_s
         ``last_used_at`` is written at most this often per key and process (0 disables it),
         so the hot path stays read-only.
@@ -159,7 +163,13 @@ class KeyStore:
             cached = self._cache.get(digest)
         record = cached[1] if cached is not None and cached[0] > now else None
         if record is None:
-            record = self._lookup(digest)
+            try:
+                record = self._lookup(digest)
+            except StoreUnavailableError:
+                if cached is None:
+                    raise
+                log.warning("database unavailable: key id=%s verified from cache", cached[1].id)
+                return cached[1]
             if record is None:
                 with self._lock:
                     self._cache.pop(digest, None)
@@ -264,7 +274,7 @@ class KeyStore:
                     .where(api_keys.c.id == record.id)
                     .values(last_used_at=utcnow())
                 )
-        except sa.exc.OperationalError as exc:  # e.g. SQLite busy: try again next interval
+        except (sa.exc.OperationalError, StoreUnavailableError) as exc:  # try next interval
             log.debug("could not record use of api key id=%s: %s", record.id, exc)
 
     @staticmethod
