@@ -4,6 +4,11 @@
 (``Router`` + geocoder) loads in a background thread so ``/livez`` answers at once while
 ``/readyz`` stays 503 until the layers are in. The app is built from an ``AppSettings``;
 each step is handed the part it needs (routing, store, secrets, server, api).
+
+The local journal (``geo_router.journal``) opens beside the store: emergencies taken while
+the database is unavailable wait there, and a background thread (``ReplayLoop``) replays
+them into the store at start and whenever the database answers again. Other record kinds
+(the audit log) register their replayer on ``app.state.journal`` at startup.
 """
 
 from __future__ import annotations
@@ -156,6 +161,44 @@ def _announce_mode(app: FastAPI) -> None:
         )
 
 
+def _start_journal(app: FastAPI) -> None:
+    """Open the journal, register the report replayer and start the replay thread.
+
+    Without a journal (its file cannot be opened) the service still runs, but an emergency
+    during a database outage then gets 503 like any report; startup logs it and ``/readyz``
+    says so.
+    """
+    from geo_router.errors import JournalUnavailableError
+    from geo_router.intake.reports.pending import REPORT_KIND, report_replayer
+    from geo_router.journal import Journal, ReplayLoop
+    from geo_router.store.reports_repo import ReportsRepo
+
+    state = app.state
+    settings: AppSettings = state.settings
+    try:
+        journal = Journal.open(settings.store, state.secrets)
+    except JournalUnavailableError as exc:
+        log.error("%s: emergencies cannot be journaled during a database outage", exc.message)
+        state.journal_error = exc.message
+        return
+    engine = getattr(state.store, "engine", None)
+    if engine is not None:
+        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine)))
+    state.journal = journal
+    interval = settings.store.journal_replay_interval_s
+    state.replay_loop = ReplayLoop(journal, interval).start()  # replays a restart's leftovers
+
+
+def _stop_journal(app: FastAPI) -> None:
+    """Stop the replay thread and close the journal."""
+    loop = getattr(app.state, "replay_loop", None)
+    if loop is not None:
+        loop.stop()
+    journal = getattr(app.state, "journal", None)
+    if journal is not None:
+        journal.close()
+
+
 def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
     """Log which store serves and claim it for the city served; the refusal, if refused.
 
@@ -195,6 +238,7 @@ def _make_lifespan(
             app.state.store = store
             app.state.secrets = await run_in_threadpool(secrets_loader, settings)
             app.state.auth = Authenticator(store.keys, settings.server.host)
+            await run_in_threadpool(_start_journal, app)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)
         else:
@@ -203,6 +247,7 @@ def _make_lifespan(
         try:
             yield
         finally:
+            await run_in_threadpool(_stop_journal, app)
             app.state.metrics.close()
             close = getattr(store, "close", None)
             if close is not None:
@@ -304,6 +349,9 @@ def create_app(
     state.store = None
     state.secrets = None
     state.auth = None
+    state.journal = None
+    state.journal_error = None
+    state.replay_loop = None
     state.load_error = None
     state.ready_event = threading.Event()
     state.metrics = Metrics()

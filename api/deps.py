@@ -19,6 +19,7 @@ from api.request_metrics import Metrics
 from api.settings import ApiSettings, AppSettings
 from geo_router.errors import ConfigurationError
 from geo_router.intake.locate import Locator
+from geo_router.intake.reports.pending import PendingReports
 from geo_router.intake.reports.service import ReportService
 from geo_router.intake.secrets import Secrets
 from geo_router.intake.subscribers.service import SubscriberService
@@ -180,6 +181,7 @@ def report_service(request: Request) -> ReportService:
         rate_limit_per_hour=settings.intake.rate_limit_per_hour,
         k=settings.routing.default_k,
         idempotency_ttl=timedelta(hours=settings.intake.idempotency_ttl_hours),
+        pending=PendingReports(state.journal) if state.journal is not None else None,
     )
 
 

@@ -33,6 +33,7 @@ from geo_router.errors import (
     PermissionDeniedError,
     ProfileError,
     RateLimitedError,
+    StoreUnavailableError,
     UnknownCategoryError,
     UnknownCRSError,
 )
@@ -90,6 +91,7 @@ STATUS_BY_ERROR: dict[type[GeoRouterError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     RateLimitedError: 429,
+    StoreUnavailableError: 503,
 }
 
 _TITLES: dict[int, str] = {
@@ -189,7 +191,7 @@ def domain_problem(exc: GeoRouterError, request: Request) -> Response:
     """The problem response of a domain error."""
     status = status_for(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | StoreUnavailableError):
         headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = 'Bearer realm="geo-router"'

@@ -108,13 +108,10 @@ class JournalFile:
         generation = self._read_generation()
         if generation != self._generation:
             self._generation, self._frames, self._end = generation, [], _HEADER.size
-        for frame in self._frames:
-            frame.done = os.pread(self._fd, 1, frame.offset + _STATE_OFFSET) == bytes([DONE])
+        for known in self._frames:
+            known.done = os.pread(self._fd, 1, known.offset + _STATE_OFFSET) == bytes([DONE])
         size = os.fstat(self._fd).st_size
-        while True:
-            frame = self._read_frame(self._end, size)
-            if frame is None:
-                return
+        while (frame := self._read_frame(self._end, size)) is not None:
             self._frames.append(frame)
             self._end = frame.offset + _FRAME.size + len(frame.payload)
 

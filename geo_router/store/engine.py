@@ -17,6 +17,9 @@ from geo_router.store.outages import install_outage_translation
 #: How long a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+#: Seconds to wait for a PostgreSQL server (unless the URL sets ``connect_timeout``).
+PG_CONNECT_TIMEOUT_S = 5
+
 #: Execution option that asks for ``BEGIN IMMEDIATE`` on SQLite (see ``write_transaction``).
 _IMMEDIATE = "geo_router_begin_immediate"
 
@@ -95,7 +98,9 @@ def make_engine(url: str | URL) -> sa.Engine:
         install_outage_translation(engine)
         return engine
     if backend == "postgresql":
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        # An unreachable server must fail fast (503, journal) rather than hang a worker.
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         install_outage_translation(engine)
         return engine
     raise ConfigurationError(

@@ -6,6 +6,11 @@ later see exactly why it went where it went, even after the layers changed. Abus
 only ever *flags*: an emergency report is always stored and routed; only a non-emergency
 report from a number over its hourly limit is refused (``RateLimitedError``).
 
+When the store is unavailable (``StoreUnavailableError``), an emergency report is located
+and routed from memory and kept in the local journal (:class:`PendingReports`): it is
+answered with status ``pending_store`` until the journal is replayed into the store. Other
+reports get the error (503, retry later).
+
 The reporter's number is parsed and hashed once (:class:`PhoneNumber`), encrypted once for
 storage, and decrypted only for an answer that shows it to an admin or intake key.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
@@ -31,6 +37,7 @@ from geo_router.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    StoreUnavailableError,
     UnknownCategoryError,
 )
 from geo_router.intake.locate import Caller, Located, Locator
@@ -46,12 +53,15 @@ from geo_router.intake.reports.models import (
     report_dict,
     shows_registry,
 )
+from geo_router.intake.reports.pending import PendingReports
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
-from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo
+from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo, StoredAnswer
 from geo_router.store.schema import CHANNELS, RESOLUTIONS, STATUSES, new_report_id, utcnow
 
 __all__ = ["RATE_WINDOW", "REPEAT_FALSE_THRESHOLD", "FiledReport", "ReportService"]
+
+log = logging.getLogger(__name__)
 
 #: False reports from one number that earn the ``repeat_false_reports`` flag.
 REPEAT_FALSE_THRESHOLD = 2
@@ -63,10 +73,14 @@ _PHONE_ROLES = ("admin", "intake")
 
 @dataclass(frozen=True, slots=True)
 class FiledReport:
-    """A new (or replayed) report and the answer its filer may see."""
+    """A new (or replayed) report and the answer its filer may see.
+
+    ``pending`` is True for an emergency kept in the journal (the store was unavailable).
+    """
 
     report: Report
     view: dict[str, Any]
+    pending: bool = False
 
 
 def _actor_id(actor: Actor | None) -> str:
@@ -207,6 +221,9 @@ class ReportService:
     idempotency_ttl
         How long an Idempotency-Key replays its first answer. After that the key is free
         again (a new report), and expired keys are purged on the next idempotent write.
+    pending
+        Where emergency reports go while the store is unavailable; None: nowhere (the
+        ``StoreUnavailableError`` is raised for them too).
     """
 
     reports: ReportsRepo
@@ -219,6 +236,7 @@ class ReportService:
     clock: Callable[[], datetime] = utcnow
     k: int = 3
     idempotency_ttl: timedelta = timedelta(hours=24)
+    pending: PendingReports | None = None
 
     def __post_init__(self) -> None:
         if self.idempotency_ttl <= timedelta(0):
@@ -262,6 +280,9 @@ class ReportService:
             The key was used before with a different body.
         RateLimitedError
             A non-emergency report from a number over its hourly limit.
+        StoreUnavailableError
+            The store is unavailable and the report is not an emergency (or there is no
+            journal, or an emergency cannot be located without the registry).
         """
         report_in = payload if isinstance(payload, ReportInput) else ReportInput.parse(payload)
         return self._file(report_in, actor, idempotency_key, request_id)[0]
@@ -275,9 +296,9 @@ class ReportService:
         request_id: str | None = None,
     ) -> FiledReport:
         """:meth:`create`, with the answer ``actor`` may see (the number shown from the
-        request, never decrypted)."""
-        report, phone = self._file(payload, actor, idempotency_key, request_id)
-        return FiledReport(report, self.view(report, actor, phone))
+        request, never decrypted); ``pending`` when it was journaled."""
+        report, phone, pending = self._file(payload, actor, idempotency_key, request_id)
+        return FiledReport(report, self.view(report, actor, phone), pending)
 
     def _file(
         self,
@@ -285,7 +306,7 @@ class ReportService:
         actor: Actor | None,
         idempotency_key: str | None,
         request_id: str | None,
-    ) -> tuple[Report, PhoneNumber | None]:
+    ) -> tuple[Report, PhoneNumber | None, bool]:
         channel = self._channel(report_in, actor)
         phone = self._phone(report_in.reporter_phone)
         entry = None
@@ -296,6 +317,28 @@ class ReportService:
                 _request_hash(report_in, channel),
                 self.clock() - self.idempotency_ttl,  # older keys have expired
             )
+        try:
+            stored = self._file_in_store(report_in, channel, phone, entry, actor, request_id)
+            return (*stored, False)
+        except StoreUnavailableError:
+            emergency = _resolve_category(self.router, report_in.category).emergency
+            if self.pending is None or not emergency:
+                raise
+        # An emergency is never refused: routed from memory and journaled.
+        report = self._new_report(report_in, channel, phone, actor, request_id, offline=True)
+        pending = self.pending.add(report, actor=_actor_label(actor), idempotency=entry)
+        return pending, phone, True
+
+    def _file_in_store(
+        self,
+        report_in: ReportInput,
+        channel: str,
+        phone: PhoneNumber | None,
+        entry: IdempotencyEntry | None,
+        actor: Actor | None,
+        request_id: str | None,
+    ) -> tuple[Report, PhoneNumber | None]:
+        if entry is not None:
             replay = self._replay(entry)
             if replay is not None:
                 return replay, phone
@@ -315,14 +358,27 @@ class ReportService:
         phone: PhoneNumber | None,
         actor: Actor | None,
         request_id: str | None,
+        *,
+        offline: bool = False,
     ) -> Report:
-        """Locate, screen and route a report (nothing is written)."""
+        """Locate, screen and route a report (nothing is written).
+
+        ``offline``: the store is unavailable; the registry and the screening are used when
+        they still answer (a full disk still reads), skipped otherwise.
+        """
         router = self.router
         category = _resolve_category(router, report_in.category)
-        caller = self.locator.caller(phone) if phone is not None else None
         now = self.clock()
-        flags = self._screen(caller, category, now)
+        caller, flags = self._caller_and_flags(phone, category, now, offline=offline)
         point = report_in.location
+        unlocatable = point is None and report_in.address is None
+        if offline and caller is None and phone is not None and unlocatable:
+            # Only the registry could locate it, and the registry is unreachable.
+            raise StoreUnavailableError(
+                "the database is unavailable and this report can only be located from "
+                "the caller registry: send a location or an address",
+                detail={"reason": "registry unavailable", "field": "location"},
+            )
         located = self.locator.locate(
             point=(point.lon, point.lat) if point is not None else None,
             address=report_in.address,
@@ -353,12 +409,33 @@ class ReportService:
             closed_at=None,
         )
 
+    def _caller_and_flags(
+        self, phone: PhoneNumber | None, category: CategoryRoute, now: datetime, *, offline: bool
+    ) -> tuple[Caller | None, list[str]]:
+        """The caller's registration and the screening flags (skipped offline if unreadable)."""
+        caller = None
+        try:
+            caller = self.locator.caller(phone) if phone is not None else None
+            return caller, self._screen(caller, category, now)
+        except StoreUnavailableError:
+            if not offline:
+                raise
+            return caller, []
+
     def _phone(self, text: str | None) -> PhoneNumber | None:
         return None if text is None else PhoneNumber.parse(text, self.region, self.secrets)
 
     def _replay(self, entry: IdempotencyEntry) -> Report | None:
-        """The first answer for an unexpired idempotency key; conflict when the body differs."""
-        stored = self.reports.replay(entry.key, entry.owner, entry.expired_before)
+        """The first answer for an unexpired idempotency key; conflict when the body differs.
+
+        A report still in the journal answers first: a retry after the store came back
+        must not file it again before the replay.
+        """
+        stored: StoredAnswer | None = None
+        if self.pending is not None:
+            stored = self.pending.answer(entry)
+        if stored is None:
+            stored = self.reports.replay(entry.key, entry.owner, entry.expired_before)
         if stored is None:
             return None
         if stored.request_hash != entry.request_hash:
@@ -419,10 +496,29 @@ class ReportService:
     # ---------------------------------------------------------------- read
 
     def get(self, report_id: str, *, actor: Actor | None) -> Report:
-        """One report; ``NotFoundError`` when missing or on another channel than the key's."""
-        report = self.reports.get(report_id, channel_scope=_channel_scope(actor))
+        """One report; ``NotFoundError`` when missing or on another channel than the key's.
+
+        A report still in the journal is answered from there, status ``pending_store``
+        (also while the store is unavailable: ``StoreUnavailableError`` for the others).
+        """
+        scope = _channel_scope(actor)
+        try:
+            report = self.reports.get(report_id, channel_scope=scope)
+        except StoreUnavailableError:
+            report = self._pending_report(report_id, scope)
+            if report is None:
+                raise
+        if report is None:
+            report = self._pending_report(report_id, scope)
         if report is None:
             raise _not_found(report_id)
+        return report
+
+    def _pending_report(self, report_id: str, scope: str | None) -> Report | None:
+        """The journaled report ``report_id`` if the actor's channel may see it."""
+        report = self.pending.get(report_id) if self.pending is not None else None
+        if report is None or (scope is not None and report.channel != scope):
+            return None
         return report
 
     def list(self, filters: ReportFilters | None = None, *, actor: Actor | None) -> Page:
