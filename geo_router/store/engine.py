@@ -99,7 +99,9 @@ def make_engine(url: str | URL) -> sa.Engine:
         return engine
     if backend == "postgresql":
         # An unreachable server must fail fast (503, journal) rather than hang a worker.
-        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        if "connect_timeout" in parsed.query:
+            connect_args = {}
         engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         install_outage_translation(engine)
         return engine
