@@ -206,7 +206,9 @@ def domain_problem(exc: GeoRouterError, request: Request) -> Response:
         errors=_field_errors(exc.detail),
         extra=_json_safe(extra),
     )
-    if status >= 500 and not isinstance(exc, NotReadyError):
+    if isinstance(exc, StoreUnavailableError):  # an outage, not a bug: said once per request
+        log.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
+    elif status >= 500 and not isinstance(exc, NotReadyError):
         log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
     return problem_response(body, headers or None)
 

@@ -57,7 +57,14 @@ from geo_router.intake.reports.pending import PendingReports
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
 from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo, StoredAnswer
-from geo_router.store.schema import CHANNELS, RESOLUTIONS, STATUSES, new_report_id, utcnow
+from geo_router.store.schema import (
+    CHANNELS,
+    PENDING_STORE,
+    RESOLUTIONS,
+    STATUSES,
+    new_report_id,
+    utcnow,
+)
 
 __all__ = ["RATE_WINDOW", "REPEAT_FALSE_THRESHOLD", "FiledReport", "ReportService"]
 
@@ -318,8 +325,9 @@ class ReportService:
                 self.clock() - self.idempotency_ttl,  # older keys have expired
             )
         try:
-            stored = self._file_in_store(report_in, channel, phone, entry, actor, request_id)
-            return (*stored, False)
+            report, phone = self._file_in_store(report_in, channel, phone, entry, actor, request_id)
+            # A retry answered from the journal is still pending.
+            return report, phone, report.status == PENDING_STORE
         except StoreUnavailableError:
             emergency = _resolve_category(self.router, report_in.category).emergency
             if self.pending is None or not emergency:
