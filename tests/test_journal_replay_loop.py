@@ -33,11 +33,11 @@ def test_replays_at_start_and_again_once_the_store_is_back(tmp_path: Path) -> No
         down.clear()
         loop.wake()
         for _ in range(200):
-            if not journal.has_pending():
+            if loop.last is not None and loop.last.replayed == 1:
                 break
             attempts.acquire(timeout=0.05)
-        assert stored == [1] and not journal.has_pending()
         assert loop.last is not None and loop.last.replayed == 1
+        assert stored == [1] and not journal.has_pending()
     finally:
         loop.stop()
     assert loop.run_once() is None  # nothing pending: no replay at all
