@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 import geo_router
 from api import schemas
 from api.auth import Authenticator
+from api.deps import report_service_of
 from api.errors import install_error_handlers
 from api.middleware import ApiMiddleware
 from api.request_metrics import Metrics
@@ -169,9 +170,9 @@ def _start_journal(app: FastAPI) -> None:
     says so.
     """
     from geo_router.errors import JournalUnavailableError
-    from geo_router.intake.reports.pending import REPORT_KIND, report_replayer
+    from geo_router.intake.reports.pending import REPORT_KIND, needs_locating, report_replayer
     from geo_router.journal import Journal, ReplayLoop
-    from geo_router.store.reports_repo import ReportsRepo
+    from geo_router.store.reports_repo import Report, ReportsRepo
 
     state = app.state
     settings: AppSettings = state.settings
@@ -183,7 +184,13 @@ def _start_journal(app: FastAPI) -> None:
         return
     engine = getattr(state.store, "engine", None)
     if engine is not None:
-        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine)))
+
+        def complete(report: Report) -> Report:  # locates a report taken unlocated
+            if not needs_locating(report):
+                return report
+            return report_service_of(app).locate_journaled(report)
+
+        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine), complete))
     state.journal = journal
     interval = settings.store.journal_replay_interval_s
     state.replay_loop = ReplayLoop(journal, interval).start()  # replays a restart's leftovers

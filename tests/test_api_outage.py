@@ -194,6 +194,10 @@ def test_sqlite_data_folder_gone_routing_keeps_working_and_emergencies_pass(
         assert shown.status_code == 200 and shown.json()["status"] == "pending_store"
         waste = client.post("/v1/reports", json=_body(demo_router, "waste"), headers=headers)
         assert waste.status_code == 503 and "retry-after" in waste.headers
+        phone_only = {"category": "crime", "reporter_phone": "0812-1111-2222"}
+        unlocated = client.post("/v1/reports", json=phone_only, headers=headers)
+        assert unlocated.status_code == 202, unlocated.text  # only the registry could locate it
+        assert unlocated.json()["decision"]["agency"]
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["status"] == "degraded" and ready.json()["store"] == "unavailable"
@@ -203,7 +207,10 @@ def test_sqlite_data_folder_gone_routing_keeps_working_and_emergencies_pass(
         _wait_until(lambda: _drained(app), "the replay")
         assert client.get(f"/v1/reports/{report_id}", headers=headers).json()["status"] == "open"
         assert client.get("/readyz").json()["status"] == "ready"
-    assert _stored_counts(url, [report_id]) == {report_id: 1}
+        late = client.get(f"/v1/reports/{unlocated.json()['id']}", headers=headers).json()
+        assert late["status"] == "open" and "unregistered_caller" in late["flags"]
+    ids = [report_id, unlocated.json()["id"]]
+    assert _stored_counts(url, ids) == dict.fromkeys(ids, 1)
 
 
 def test_a_restart_replays_what_the_last_run_journaled(

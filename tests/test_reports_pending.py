@@ -124,15 +124,44 @@ def test_idempotency_key_holds_in_the_journal(
     assert sms.report.id != first.report.id  # keys are scoped to their API key
 
 
-def test_a_phone_only_emergency_needs_the_registry(
-    demo_router: Any, down_engine: sa.Engine, journal: Journal
+def test_a_phone_only_emergency_is_taken_unlocated_and_located_when_replayed(
+    demo_router: Any,
+    down_engine: sa.Engine,
+    sqlite_engine: sa.Engine,
+    journal: Journal,
 ) -> None:
-    service = _service(down_engine, demo_router, journal)
-    with pytest.raises(StoreUnavailableError, match="registry"):
-        service.file(
-            ReportInput.parse({"category": "fire", "reporter_phone": HOME_NUMBER}), actor=CALL
+    point = demo_router.snapshot.layers["kelurahan"].geometries[0].representative_point()
+    registry = SubscriberService(
+        SubscribersRepo(sqlite_engine), ReportsRepo(sqlite_engine), SECRETS, demo_router, None
+    )
+    registry.create(HOME_NUMBER, lon=point.x, lat=point.y)
+    offline = _service(down_engine, demo_router, journal)  # the registry is unreachable
+    home = offline.file(
+        ReportInput.parse({"category": "fire", "reporter_phone": HOME_NUMBER}), actor=CALL
+    )
+    stranger = offline.file(
+        ReportInput.parse({"category": "medical", "reporter_phone": "+6281399998888"}), actor=CALL
+    )
+    for filed in (home, stranger):
+        assert filed.pending and filed.report.lon is None and filed.report.zones == {}
+        assert (
+            filed.view["decision"]["agency"] == demo_router.category(filed.report.category).agency
         )
-    assert journal.pending_count() == 0
+    analyst = ServiceActor(id="k-an", name="analyst", role="analyst")
+    assert offline.view(home.report, analyst)["lon"] is None  # nothing to hide yet
+
+    online = _service(sqlite_engine, demo_router, journal)
+    journal.register(
+        REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine), online.locate_journaled)
+    )
+    assert journal.replay().replayed == 2
+    stored = online.get(home.report.id, actor=CALL)
+    assert stored.status == "open" and stored.location_source == "registered_caller"
+    assert (stored.lon, stored.lat) == pytest.approx((point.x, point.y))
+    assert stored.zones and stored.decision["responders"]
+    assert "locate_on_replay" not in stored.decision
+    unknown = online.get(stranger.report.id, actor=CALL)  # not registered: kept, flagged
+    assert unknown.lon is None and "unregistered_caller" in unknown.flags
 
 
 def test_disk_full_still_locates_from_the_registry_and_replays_exactly_once(

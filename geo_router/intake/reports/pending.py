@@ -7,26 +7,64 @@ status ``pending_store`` (:data:`~geo_router.store.schema.PENDING_STORE`). Each 
 found by the report's id and by its Idempotency-Key, so a retried request is answered with
 the same report instead of a second one; :func:`report_replayer` stores each record exactly
 once (insert by id, skip when present).
+
+An emergency that only the caller registry could locate (a phone number, no point, no
+address) while the registry is unreachable is still taken: answered with its category's
+agency, journaled unlocated (:func:`unlocated_decision`) and located and routed from the
+registry when it is replayed (``ReportService.locate_journaled``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from geo_router.city.models import CategoryRoute
+from geo_router.encoding.json import category_dict
 from geo_router.journal import Journal, JournalRecord, Replayer
 from geo_router.store.reports_repo import IdempotencyEntry, Report, ReportsRepo, StoredAnswer
 from geo_router.store.schema import PENDING_STORE
 
-__all__ = ["REPORT_KIND", "PendingReports", "report_replayer"]
+__all__ = [
+    "LOCATE_ON_REPLAY",
+    "REPORT_KIND",
+    "PendingReports",
+    "needs_locating",
+    "report_replayer",
+    "unlocated_decision",
+]
 
 log = logging.getLogger(__name__)
 
 #: The journal kind of a report waiting for the store.
 REPORT_KIND = "report"
+#: The decision's mark of a report to locate from the registry when it is replayed.
+LOCATE_ON_REPLAY = "locate_on_replay"
+
+
+def unlocated_decision(
+    category: CategoryRoute, versions: Mapping[str, str], request_id: str | None
+) -> dict[str, Any]:
+    """The decision of an emergency taken before it could be located: its category and
+    agency now, its zones and responders when the registry answers again."""
+    return {
+        "request_id": request_id,
+        "category": category_dict(category),
+        "agency": category.agency,
+        "versions": dict(versions),
+        "location": {"source": "registered_caller", "confidence": None, "label": None},
+        "flags": [],
+        LOCATE_ON_REPLAY: True,
+    }
+
+
+def needs_locating(report: Report) -> bool:
+    """Whether ``report`` was journaled unlocated (see :func:`unlocated_decision`)."""
+    return bool(report.decision.get(LOCATE_ON_REPLAY))
 
 
 def _idempotency_id(owner: str, key: str) -> str:
@@ -113,17 +151,24 @@ class PendingReports:
         return StoredAnswer(str(first.get("request_hash", "")), _pending_report(record))
 
 
-def report_replayer(reports: ReportsRepo) -> Replayer:
+def report_replayer(
+    reports: ReportsRepo, complete: Callable[[Report], Report] | None = None
+) -> Replayer:
     """The replayer of journaled reports: each inserted once, with its Idempotency-Key.
 
     A report already in the store (a replay interrupted before its record was marked) is
-    skipped. ``StoreUnavailableError`` passes through: the journal retries later.
+    skipped. ``complete`` finishes a report before it is stored (the service's
+    ``locate_journaled``: an unlocated one is located and routed). ``StoreUnavailableError``
+    passes through: the journal retries later; so does any error of ``complete`` (the city
+    still loading, say), which leaves the record pending for the next round.
     """
 
     def store(payload: dict[str, Any]) -> None:
         report = Report.from_dict(payload["report"])
         if reports.get(report.id) is not None:
             return
+        if complete is not None:
+            report = complete(report)
         entry = _entry(payload.get("idempotency"))
         actor = str(payload.get("actor") or "system")
         if not reports.insert(report, actor=actor, idempotency=entry):

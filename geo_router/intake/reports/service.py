@@ -22,7 +22,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,12 @@ from geo_router.intake.reports.models import (
     report_dict,
     shows_registry,
 )
-from geo_router.intake.reports.pending import PendingReports
+from geo_router.intake.reports.pending import (
+    LOCATE_ON_REPLAY,
+    PendingReports,
+    needs_locating,
+    unlocated_decision,
+)
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
 from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo, StoredAnswer
@@ -378,44 +383,84 @@ class ReportService:
         category = _resolve_category(router, report_in.category)
         now = self.clock()
         caller, flags = self._caller_and_flags(phone, category, now, offline=offline)
-        point = report_in.location
-        unlocatable = point is None and report_in.address is None
-        if offline and caller is None and phone is not None and unlocatable:
-            # Only the registry could locate it, and the registry is unreachable.
-            raise StoreUnavailableError(
-                "the database is unavailable and this report can only be located from "
-                "the caller registry: send a location or an address",
-                detail={"reason": "registry unavailable", "field": "location"},
-            )
-        located = self.locator.locate(
-            point=(point.lon, point.lat) if point is not None else None,
-            address=report_in.address,
-            caller=caller,
-        )
-        route = router.route(located.lon, located.lat, category=category.code, k=self.k)
-        flags.extend(str(w) for w in route.warnings if str(w) not in flags)
-        return Report(
+        report = Report(
             id=new_report_id(),
             channel=channel,
             category=category.code,
             description=report_in.description,
             status="open",
             resolution=None,
-            lon=located.lon,
-            lat=located.lat,
-            location_source=located.source,
-            location_confidence=located.confidence,
+            lon=None,
+            lat=None,
+            location_source="registered_caller",
+            location_confidence=None,
             reporter_phone_hash=phone.hash if phone is not None else None,
             reporter_phone_enc=self.secrets.encrypt(phone.e164) if phone is not None else None,
             media_url=report_in.media_url,
-            decision=_decision(route, router.snapshot.versions, located, flags, request_id),
-            zones={name: m.zone_id for name, m in route.zones.items() if m.zone_id is not None},
+            decision={},
+            zones={},
             flags=flags,
             api_key_id=actor.id if actor is not None else None,
             created_at=now,
             updated_at=now,
             closed_at=None,
         )
+        point = report_in.location
+        unlocatable = point is None and report_in.address is None
+        if offline and caller is None and phone is not None and unlocatable:
+            # Only the registry could locate it, and it is unreachable: taken now, located
+            # and routed when the journal replays it (:meth:`locate_journaled`).
+            decision = unlocated_decision(category, router.snapshot.versions, request_id)
+            return replace(report, decision=decision)
+        located = self.locator.locate(
+            point=(point.lon, point.lat) if point is not None else None,
+            address=report_in.address,
+            caller=caller,
+        )
+        return self._routed(report, router, located, request_id)
+
+    def _routed(
+        self, report: Report, router: Router, located: Located, request_id: str | None
+    ) -> Report:
+        """``report`` at ``located``, routed by ``router``, its decision kept."""
+        route = router.route(located.lon, located.lat, category=report.category, k=self.k)
+        flags = list(report.flags)
+        flags.extend(str(w) for w in route.warnings if str(w) not in flags)
+        return replace(
+            report,
+            lon=located.lon,
+            lat=located.lat,
+            location_source=located.source,
+            location_confidence=located.confidence,
+            decision=_decision(route, router.snapshot.versions, located, flags, request_id),
+            zones={name: m.zone_id for name, m in route.zones.items() if m.zone_id is not None},
+            flags=flags,
+        )
+
+    def locate_journaled(self, report: Report) -> Report:
+        """A report as it is stored from the journal: one taken unlocated (only the registry
+        could locate it, and it was unreachable) is located and routed now; any other is
+        returned as it is.
+
+        A caller that is not registered (or has no home) leaves it unlocated, flagged
+        ``unregistered_caller``: still stored, never dropped.
+        """
+        if not needs_locating(report) or report.reporter_phone_enc is None:
+            return report
+        router = self.router
+        category = _resolve_category(router, report.category)
+        phone = PhoneNumber.parse(
+            self.secrets.decrypt(report.reporter_phone_enc), self.region, self.secrets
+        )
+        caller, flags = self._caller_and_flags(phone, category, report.created_at, offline=False)
+        request_id = report.decision.get("request_id")
+        try:
+            located = self.locator.locate(caller=caller)
+        except InputError:
+            decision = {**report.decision, "flags": flags}
+            decision.pop(LOCATE_ON_REPLAY, None)
+            return replace(report, flags=flags, decision=decision)
+        return self._routed(replace(report, flags=flags), router, located, request_id)
 
     def _caller_and_flags(
         self, phone: PhoneNumber | None, category: CategoryRoute, now: datetime, *, offline: bool
