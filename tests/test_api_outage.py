@@ -194,6 +194,23 @@ def test_sqlite_data_folder_gone_routing_keeps_working_and_emergencies_pass(
         assert shown.status_code == 200 and shown.json()["status"] == "pending_store"
         waste = client.post("/v1/reports", json=_body(demo_router, "waste"), headers=headers)
         assert waste.status_code == 503 and "retry-after" in waste.headers
+        point = _body(demo_router)["location"]
+        form = {
+            "api_key": headers["Authorization"].removeprefix("Bearer "),
+            "service_code": "flooding",
+            "lat": repr(point["lat"]),
+            "long": repr(point["lon"]),
+        }
+        open311 = client.post("/open311/v2/requests.json", data=form)
+        assert open311.status_code == 200, open311.text
+        (answer,) = open311.json()
+        assert "database was unavailable" in answer["service_notice"]
+        taken = client.get(f"/v1/reports/{answer['service_request_id']}", headers=headers)
+        assert taken.json()["status"] == "pending_store"
+        public = client.get(f"/open311/v2/requests/{answer['service_request_id']}.json")
+        assert public.status_code == 404  # emergencies stay off the public feed, as ever
+        refused = client.post("/open311/v2/requests.json", data={**form, "service_code": "noise"})
+        assert refused.status_code == 503 and "retry-after" in refused.headers
         phone_only = {"category": "crime", "reporter_phone": "0812-1111-2222"}
         unlocated = client.post("/v1/reports", json=phone_only, headers=headers)
         assert unlocated.status_code == 202, unlocated.text  # only the registry could locate it
@@ -209,7 +226,7 @@ def test_sqlite_data_folder_gone_routing_keeps_working_and_emergencies_pass(
         assert client.get("/readyz").json()["status"] == "ready"
         late = client.get(f"/v1/reports/{unlocated.json()['id']}", headers=headers).json()
         assert late["status"] == "open" and "unregistered_caller" in late["flags"]
-    ids = [report_id, unlocated.json()["id"]]
+    ids = [report_id, unlocated.json()["id"], answer["service_request_id"]]
     assert _stored_counts(url, ids) == dict.fromkeys(ids, 1)
 
 
