@@ -246,6 +246,9 @@ def _make_lifespan(
             app.state.secrets = await run_in_threadpool(secrets_loader, settings)
             app.state.auth = Authenticator(store.keys, settings.server.host)
             await run_in_threadpool(_start_journal, app)
+            warm = getattr(store.keys, "warm", None)  # stand-in stores may have no cache
+            if warm is not None:  # so that every key verifies during a database outage
+                await run_in_threadpool(warm)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)
         else:

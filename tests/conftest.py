@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -128,94 +127,31 @@ def copy_of_demo_city(folder: Path, name: str = "Kota Lain") -> Path:
     return profile
 
 
-class TcpProxy:
-    """A TCP proxy to a server that a test cuts (an outage) and restores, on one port.
+def _rehearsal_module() -> Any:
+    """``benchmarks/rehearse_outage.py``, which owns the TCP proxy tests cut the database with."""
+    import importlib.util
 
-    The machine's PostgreSQL is shared: tests never stop it, they cut their proxy to it.
-    """
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        import socket
-        import threading
-
-        self.target = target
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        self._lock = threading.Lock()
-        self._sockets: list[Any] = []
-        self._listener: Any = None
-
-    def up(self) -> None:
-        """Accept connections again (the server is back)."""
-        import socket
-        import threading
-
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.1)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def down(self) -> None:
-        """Refuse new connections and cut every open one (the server is gone)."""
-        import socket
-
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self, listener: Any) -> None:
-        import socket
-        import threading
-
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, server]
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: Any, dst: Any) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.close()
+    path = REPO_ROOT / "benchmarks" / "rehearse_outage.py"
+    spec = importlib.util.spec_from_file_location("geo_router_rehearse_outage", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture
-def postgres_proxy_url(database_url: str) -> Iterator[tuple[str, TcpProxy]]:
-    """``database_url`` (PostgreSQL only) through a proxy the test can cut and restore."""
+def postgres_proxy_url(database_url: str) -> Iterator[tuple[str, Any]]:
+    """``database_url`` (PostgreSQL only) through a proxy the test can cut and restore
+    (``TcpProxy`` of ``benchmarks/rehearse_outage.py``: ``down()``, ``up()``).
+
+    The machine's PostgreSQL is shared: tests never stop it, they cut their proxy to it.
+    """
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
         pytest.skip("a PostgreSQL outage needs the PostgreSQL database")
-    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy = _rehearsal_module().TcpProxy((url.host or "127.0.0.1", url.port or 5432))
     proxy.up()
     yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
     proxy.down()

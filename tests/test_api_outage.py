@@ -275,6 +275,7 @@ def test_postgres_down_emergency_stream_all_answered_then_stored_once_after_rest
         _env_file=None,
     )
     headers = _intake_key(url)
+    unused = _intake_key(url)  # never used before the cut: known from the warm cache
     route = {"lon": 107.6, "lat": -6.9}
     answers: dict[str, str] = {}
     first = _app(settings, demo_router, secrets)
@@ -300,14 +301,18 @@ def test_postgres_down_emergency_stream_all_answered_then_stored_once_after_rest
             noise = client.post("/v1/reports", json=_body(demo_router, "noise"), headers=headers)
             assert noise.status_code == 503 and "retry-after" in noise.headers
         assert client.get("/v1/reports", headers=headers).status_code == 503
+        late = client.post("/v1/reports", json=_body(demo_router, "crime"), headers=unused)
+        assert late.status_code == 202
+        answers["late"] = late.json()["id"]
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["store"] == "unavailable"
-        assert ready.json()["journal_pending"] == 20
+        assert ready.json()["journal_pending"] == 21
     # The worker stops while the server is still down, and starts again once it is back.
     proxy.up()
     second = _app(settings, demo_router, secrets)
     with TestClient(second) as client:
         _wait_until(lambda: _drained(second), "the replay at start")
+        del answers["late"]  # filed without an Idempotency-Key: checked below by id
         for i, (key, report_id) in enumerate(answers.items()):
             category = ("fire", "crime", "medical", "flooding")[i % 4]
             r = client.post(
@@ -316,7 +321,7 @@ def test_postgres_down_emergency_stream_all_answered_then_stored_once_after_rest
                 headers={**headers, "Idempotency-Key": key},
             )
             assert r.status_code == 201 and r.json()["id"] == report_id  # still exactly one
-    ids = list(answers.values())
+    ids = [*answers.values(), late.json()["id"]]
     assert _stored_counts(database_url, ids) == dict.fromkeys(ids, 1)
     engine = make_engine(database_url)
     try:
@@ -327,4 +332,4 @@ def test_postgres_down_emergency_stream_all_answered_then_stored_once_after_rest
             ).scalar_one()
     finally:
         engine.dispose()
-    assert total == 21 and keys == 20  # the 20 emergencies and the one filed before
+    assert total == 22 and keys == 20  # the 21 emergencies and the one filed before

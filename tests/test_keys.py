@@ -245,3 +245,19 @@ def test_a_database_outage_keeps_verified_keys_working(
     assert worker.verify(key) == record  # from the cache: no revocation can happen meanwhile
     with pytest.raises(StoreUnavailableError):  # never seen: 503, not a 401
         worker.verify("gr_" + "n" * 43)
+
+
+def test_warm_keys_verify_during_an_outage_without_a_first_lookup(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, record = store.keys.create("intake", "sms", channel="sms")
+    _, revoked = store.keys.create("intake", "old", channel="sms")
+    store.keys.revoke(revoked.id)
+    worker = KeyStore(store.engine, cache_ttl_s=30, touch_interval_s=0)  # a fresh worker
+    assert worker.warm() == 1  # active keys only
+
+    def down(_digest: str) -> None:
+        raise AssertionError("a warmed key needs no lookup")
+
+    monkeypatch.setattr(worker, "_lookup", down)
+    assert worker.verify(key) == record

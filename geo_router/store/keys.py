@@ -178,6 +178,22 @@ class KeyStore:
         self._touch(record, now)
         return record
 
+    def warm(self) -> int:
+        """Cache every active key now; returns how many.
+
+        Called at startup, so that during a database outage a key this process has not
+        verified yet still works (until the outage ends and the cache is checked again).
+        """
+        if self.cache_ttl_s <= 0:
+            return 0
+        query = sa.select(*_COLUMNS, api_keys.c.key_hash).where(api_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        now = time.monotonic()
+        for row in rows[: self._cache_size]:
+            self._remember(row.key_hash, _record(row), now)
+        return len(rows)
+
     def list(self) -> list[ApiKeyRecord]:
         """Every key, active and revoked, oldest first."""
         query = sa.select(*_COLUMNS).order_by(api_keys.c.created_at, api_keys.c.id)
