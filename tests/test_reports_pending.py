@@ -205,3 +205,24 @@ def test_disk_full_still_locates_from_the_registry_and_replays_exactly_once(
     assert (total, keys) == (1, 1)
     with pytest.raises(NotFoundError):
         service.get("r_unknown", actor=CALL)
+
+
+def test_a_commit_whose_answer_is_lost_is_not_stored_twice(
+    demo_router: Any, sqlite_engine: sa.Engine, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _service(sqlite_engine, demo_router, journal)
+    insert = ReportsRepo.insert
+
+    def committed_then_lost(self: ReportsRepo, *args: Any, **kwargs: Any) -> bool:
+        insert(self, *args, **kwargs)  # the row is in the store...
+        raise StoreUnavailableError("the database is unavailable (connection lost)")  # ...
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ReportsRepo, "insert", committed_then_lost)
+        filed = service.file(ReportInput.parse(_payload(demo_router)), actor=CALL)
+    assert filed.pending
+    journal.register(REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine)))
+    assert journal.replay().replayed == 1  # skipped: the same id is already stored
+    assert service.get(filed.report.id, actor=CALL).status == "open"
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM reports")).scalar_one() == 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, replace
@@ -72,8 +71,6 @@ from geo_router.store.schema import (
 )
 
 __all__ = ["RATE_WINDOW", "REPEAT_FALSE_THRESHOLD", "FiledReport", "ReportService"]
-
-log = logging.getLogger(__name__)
 
 #: False reports from one number that earn the ``repeat_false_reports`` flag.
 REPEAT_FALSE_THRESHOLD = 2
@@ -204,6 +201,18 @@ def _transition_check(report_id: str, status: str, actor: Actor | None) -> Calla
     return check
 
 
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """What one request files: checked input, channel and number, its filer and the id."""
+
+    report_in: ReportInput
+    channel: str
+    phone: PhoneNumber | None
+    actor: Actor | None
+    request_id: str | None
+    report_id: str
+
+
 def _not_found(report_id: str) -> NotFoundError:
     return NotFoundError(f"report {report_id!r} not found", detail={"id": report_id})
 
@@ -329,8 +338,11 @@ class ReportService:
                 _request_hash(report_in, channel),
                 self.clock() - self.idempotency_ttl,  # older keys have expired
             )
+        # One id for both attempts: when the store fails after committing (a lost answer),
+        # the journaled copy has the stored report's id and its replay skips it.
+        draft = _Draft(report_in, channel, phone, actor, request_id, new_report_id())
         try:
-            report, phone = self._file_in_store(report_in, channel, phone, entry, actor, request_id)
+            report = self._file_in_store(draft, entry)
             # A retry answered from the journal is still pending.
             return report, phone, report.status == PENDING_STORE
         except StoreUnavailableError:
@@ -338,54 +350,38 @@ class ReportService:
             if self.pending is None or not emergency:
                 raise
         # An emergency is never refused: routed from memory and journaled.
-        report = self._new_report(report_in, channel, phone, actor, request_id, offline=True)
+        report = self._new_report(draft, offline=True)
         pending = self.pending.add(report, actor=_actor_label(actor), idempotency=entry)
         return pending, phone, True
 
-    def _file_in_store(
-        self,
-        report_in: ReportInput,
-        channel: str,
-        phone: PhoneNumber | None,
-        entry: IdempotencyEntry | None,
-        actor: Actor | None,
-        request_id: str | None,
-    ) -> tuple[Report, PhoneNumber | None]:
+    def _file_in_store(self, draft: _Draft, entry: IdempotencyEntry | None) -> Report:
         if entry is not None:
             replay = self._replay(entry)
             if replay is not None:
-                return replay, phone
-        report = self._new_report(report_in, channel, phone, actor, request_id)
-        if not self.reports.insert(report, actor=_actor_label(actor), idempotency=entry):
+                return replay
+        report = self._new_report(draft)
+        if not self.reports.insert(report, actor=_actor_label(draft.actor), idempotency=entry):
             # A concurrent request with the same Idempotency-Key won the race: answer as it did.
             replay = self._replay(entry) if entry is not None else None
             if replay is None:
                 raise RuntimeError("the report was refused by a constraint of the store")
-            return replay, phone
-        return report, phone
+            return replay
+        return report
 
-    def _new_report(
-        self,
-        report_in: ReportInput,
-        channel: str,
-        phone: PhoneNumber | None,
-        actor: Actor | None,
-        request_id: str | None,
-        *,
-        offline: bool = False,
-    ) -> Report:
+    def _new_report(self, draft: _Draft, *, offline: bool = False) -> Report:
         """Locate, screen and route a report (nothing is written).
 
         ``offline``: the store is unavailable; the registry and the screening are used when
         they still answer (a full disk still reads), skipped otherwise.
         """
+        report_in, phone, actor = draft.report_in, draft.phone, draft.actor
         router = self.router
         category = _resolve_category(router, report_in.category)
         now = self.clock()
         caller, flags = self._caller_and_flags(phone, category, now, offline=offline)
         report = Report(
-            id=new_report_id(),
-            channel=channel,
+            id=draft.report_id,
+            channel=draft.channel,
             category=category.code,
             description=report_in.description,
             status="open",
@@ -410,14 +406,14 @@ class ReportService:
         if offline and caller is None and phone is not None and unlocatable:
             # Only the registry could locate it, and it is unreachable: taken now, located
             # and routed when the journal replays it (:meth:`locate_journaled`).
-            decision = unlocated_decision(category, router.snapshot.versions, request_id)
+            decision = unlocated_decision(category, router.snapshot.versions, draft.request_id)
             return replace(report, decision=decision)
         located = self.locator.locate(
             point=(point.lon, point.lat) if point is not None else None,
             address=report_in.address,
             caller=caller,
         )
-        return self._routed(report, router, located, request_id)
+        return self._routed(report, router, located, draft.request_id)
 
     def _routed(
         self, report: Report, router: Router, located: Located, request_id: str | None
