@@ -237,12 +237,17 @@ def test_a_database_outage_keeps_verified_keys_working(
     worker = KeyStore(store.engine, cache_ttl_s=0.05, touch_interval_s=0)
     assert worker.verify(key) == record
     time.sleep(0.1)  # the entry is stale: the database is asked, and is down
+    worker.cache_ttl_s = 30  # from now on: no expiry between the two requests below
+    calls: list[str] = []
 
-    def down(_digest: str) -> None:
+    def down(digest: str) -> None:
+        calls.append(digest)
         raise StoreUnavailableError("the database is unavailable (connection failed)")
 
     monkeypatch.setattr(worker, "_lookup", down)
     assert worker.verify(key) == record  # from the cache: no revocation can happen meanwhile
+    assert worker.verify(key) == record
+    assert len(calls) == 1  # asked once per TTL, not on every request of the outage
     with pytest.raises(StoreUnavailableError):  # never seen: 503, not a 401
         worker.verify("gr_" + "n" * 43)
 

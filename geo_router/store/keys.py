@@ -169,6 +169,8 @@ class KeyStore:
                 if cached is None:
                     raise
                 log.warning("database unavailable: key id=%s verified from cache", cached[1].id)
+                # Ask again after another TTL, not on every request of the outage.
+                self._remember(digest, cached[1], now)
                 return cached[1]
             if record is None:
                 with self._lock:
