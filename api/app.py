@@ -4,6 +4,11 @@
 (``Router`` + geocoder) loads in a background thread so ``/livez`` answers at once while
 ``/readyz`` stays 503 until the layers are in. The app is built from an ``AppSettings``;
 each step is handed the part it needs (routing, store, secrets, server, api).
+
+The local journal (``geo_router.journal``) opens beside the store: emergencies taken while
+the database is unavailable wait there, and a background thread (``ReplayLoop``) replays
+them into the store at start and whenever the database answers again. Other record kinds
+(the audit log) register their replayer on ``app.state.journal`` at startup.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 import geo_router
 from api import schemas
 from api.auth import Authenticator
+from api.deps import report_service_of
 from api.errors import install_error_handlers
 from api.middleware import ApiMiddleware
 from api.request_metrics import Metrics
@@ -179,6 +185,50 @@ def _announce_mode(app: FastAPI) -> None:
         )
 
 
+def _start_journal(app: FastAPI) -> None:
+    """Open the journal, register the report replayer and start the replay thread.
+
+    Without a journal (its file cannot be opened) the service still runs, but an emergency
+    during a database outage then gets 503 like any report; startup logs it and ``/readyz``
+    says so.
+    """
+    from geo_router.errors import JournalUnavailableError
+    from geo_router.intake.reports.pending import REPORT_KIND, needs_locating, report_replayer
+    from geo_router.journal import Journal, ReplayLoop
+    from geo_router.store.reports_repo import Report, ReportsRepo
+
+    state = app.state
+    settings: AppSettings = state.settings
+    try:
+        journal = Journal.open(settings.store, state.secrets)
+    except JournalUnavailableError as exc:
+        log.error("%s: emergencies cannot be journaled during a database outage", exc.message)
+        state.journal_error = exc.message
+        return
+    engine = getattr(state.store, "engine", None)
+    if engine is not None:
+
+        def complete(report: Report) -> Report:  # locates a report taken unlocated
+            if not needs_locating(report):
+                return report
+            return report_service_of(app).locate_journaled(report)
+
+        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine), complete))
+    state.journal = journal
+    interval = settings.store.journal_replay_interval_s
+    state.replay_loop = ReplayLoop(journal, interval).start()  # replays a restart's leftovers
+
+
+def _stop_journal(app: FastAPI) -> None:
+    """Stop the replay thread and close the journal."""
+    loop = getattr(app.state, "replay_loop", None)
+    if loop is not None:
+        loop.stop()
+    journal = getattr(app.state, "journal", None)
+    if journal is not None:
+        journal.close()
+
+
 def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
     """Log which store serves and claim it for the city served; the refusal, if refused.
 
@@ -271,6 +321,10 @@ def _make_lifespan(
             app.state.secrets = secrets
             app.state.audit = await run_in_threadpool(open_audit, settings, store)
             app.state.auth = Authenticator(store.keys, settings.server.host, audit=app.state.audit)
+            await run_in_threadpool(_start_journal, app)
+            warm = getattr(store.keys, "warm", None)  # stand-in stores may have no cache
+            if warm is not None:  # so that every key verifies during a database outage
+                await run_in_threadpool(warm)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)
         else:
@@ -281,6 +335,7 @@ def _make_lifespan(
         finally:
             if lock is not None:
                 lock.release()
+            await run_in_threadpool(_stop_journal, app)
             app.state.metrics.close()
             if app.state.audit is not None:
                 await run_in_threadpool(app.state.audit.close)
@@ -390,6 +445,9 @@ def create_app(
     state.secrets = None
     state.auth = None
     state.audit = None
+    state.journal = None
+    state.journal_error = None
+    state.replay_loop = None
     state.load_error = None
     state.ready_event = threading.Event()
     state.metrics = Metrics()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -19,6 +19,7 @@ from api.request_metrics import Metrics
 from api.settings import ApiSettings, AppSettings
 from geo_router.errors import ConfigurationError
 from geo_router.intake.locate import Locator
+from geo_router.intake.reports.pending import PendingReports
 from geo_router.intake.reports.service import ReportService
 from geo_router.intake.secrets import Secrets
 from geo_router.intake.subscribers.service import SubscriberService
@@ -46,6 +47,7 @@ __all__ = [
     "get_store",
     "get_subscriber_service",
     "report_service",
+    "report_service_of",
     "require_roles",
     "route_of",
     "router_or_503",
@@ -80,9 +82,13 @@ async def get_api_settings(request: Request) -> ApiSettings:
 
 def router_or_503(request: Request) -> Router:
     """The loaded ``Router``; ``NotReadyError`` (503) while the layers are still loading."""
-    router: Router | None = request.app.state.router
+    return _loaded_router(request.app)
+
+
+def _loaded_router(app: Any) -> Router:
+    router: Router | None = app.state.router
     if router is None:
-        error = request.app.state.load_error
+        error = app.state.load_error
         raise NotReadyError(
             f"city layers failed to load: {error}" if error else "city layers are still loading"
         )
@@ -177,11 +183,16 @@ def report_service(request: Request) -> ReportService:
     Raises ``NotReadyError`` (503) until the city is loaded and ``ConfigurationError`` without
     a store or secrets.
     """
-    city = router_or_503(request)
-    state = request.app.state
+    return report_service_of(request.app)
+
+
+def report_service_of(app: Any) -> ReportService:
+    """:func:`report_service` from the app itself (the journal's replay thread has no request)."""
+    city = _loaded_router(app)
+    state = app.state
     if state.store is None or state.secrets is None:
         raise ConfigurationError("the database store is not open")
-    settings = app_settings_of(request)
+    settings: AppSettings = state.settings
     return ReportService(
         ReportsRepo(state.store.engine, state.secrets),
         Locator(SubscribersRepo(state.store.engine, state.secrets), state.geocoder),
@@ -192,6 +203,7 @@ def report_service(request: Request) -> ReportService:
         k=settings.routing.default_k,
         idempotency_ttl=timedelta(hours=settings.intake.idempotency_ttl_hours),
         audit=state.audit,
+        pending=PendingReports(state.journal) if state.journal is not None else None,
     )
 
 

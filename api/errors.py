@@ -34,6 +34,7 @@ from geo_router.errors import (
     PermissionDeniedError,
     ProfileError,
     RateLimitedError,
+    StoreUnavailableError,
     UnknownCategoryError,
     UnknownCRSError,
 )
@@ -92,6 +93,7 @@ STATUS_BY_ERROR: dict[type[GeoRouterError], int] = {
     PermissionDeniedError: 403,
     RateLimitedError: 429,
     AuditUnavailableError: 503,
+    StoreUnavailableError: 503,
 }
 
 _TITLES: dict[int, str] = {
@@ -191,7 +193,7 @@ def domain_problem(exc: GeoRouterError, request: Request) -> Response:
     """The problem response of a domain error."""
     status = status_for(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | StoreUnavailableError):
         headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
     if isinstance(exc, AuthenticationError):
         headers["WWW-Authenticate"] = 'Bearer realm="geo-router"'
@@ -206,7 +208,9 @@ def domain_problem(exc: GeoRouterError, request: Request) -> Response:
         errors=_field_errors(exc.detail),
         extra=_json_safe(extra),
     )
-    if status >= 500 and not isinstance(exc, NotReadyError):
+    if isinstance(exc, StoreUnavailableError):  # an outage, not a bug: said once per request
+        log.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
+    elif status >= 500 and not isinstance(exc, NotReadyError):
         log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
     return problem_response(body, headers or None)
 

@@ -21,7 +21,9 @@ client; ``detail`` carries anything extra (field names, per-feature reasons) as 
     ├── AuthenticationError         no key / unknown key / revoked key
     ├── PermissionDeniedError       a key whose role may not do this
     ├── RateLimitedError            over a rate limit (``retry_after_s``)
-    └── AuditUnavailableError       the audit log cannot be written (registry reads fail closed)
+    ├── AuditUnavailableError       the audit log cannot be written (registry reads fail closed)
+    └── StoreUnavailableError       the database is unreachable, full or failing (503)
+        └── JournalUnavailableError the local journal cannot take a record either
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "InvalidCoordinatesError",
     "InvalidGeometryError",
     "InvalidPhoneError",
+    "JournalUnavailableError",
     "LayerValidationError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -48,6 +51,7 @@ __all__ = [
     "StoreInUseError",
     "StoreIntegrityError",
     "StoreSecretsMismatchError",
+    "StoreUnavailableError",
     "UnknownCRSError",
     "UnknownCategoryError",
 ]
@@ -156,3 +160,23 @@ class AuditUnavailableError(GeoRouterError):
     A read of registry data for display is refused with it (fail closed); emergency work
     never sees it (its audit records go to the fallback).
     """
+
+
+class StoreUnavailableError(GeoRouterError):
+    """The database cannot be used right now: unreachable, down, disk full or an I/O error.
+
+    The store layer raises this one error instead of a driver's exception (see
+    ``geo_router/store/outages.py``); callers retry after ``retry_after_s`` seconds. An
+    emergency report is journaled instead (``geo_router/journal``). ``detail['reason']``
+    names the kind of failure, never a URL or a password.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after_s: int = 5, detail: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.retry_after_s = retry_after_s
+
+
+class JournalUnavailableError(StoreUnavailableError):
+    """The local journal cannot take a record (its disk is full beyond the preallocated space)."""

@@ -6,7 +6,7 @@ One class per concern, each with one cached factory that reads the environment o
 class               factory                    knobs
 ==================  =========================  =====================================================
 RoutingSettings     ``routing_settings()``     city profile, boundary tolerance, k, batch limit
-StoreSettings       ``store_settings()``       data dir, database URL
+StoreSettings       ``store_settings()``       data dir, database URL, outage journal, key cache
 SecretsSettings     ``secrets_settings()``     production, pepper, encryption key, secrets file
 IntakeSettings      ``intake_settings()``      rate limit per number, idempotency TTL, retention
 ServerSettings      ``server_settings()``      host, port, worker processes, their metrics folder
@@ -91,11 +91,37 @@ class StoreSettings(EnvironmentSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means SQLite in data_dir (embedded default)."
     )
+    journal_path: Path | None = Field(
+        None,
+        description="Local journal of emergencies taken while the database is unavailable; "
+        "journal.bin in data_dir unless set. Keep it on a local disk.",
+    )
+    journal_preallocate_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Disk space reserved for the journal up front, so a full disk cannot "
+        "stop it (about 2,000 emergency reports per 8 MiB).",
+    )
+    journal_replay_interval_s: float = Field(
+        2.0, gt=0, le=3600, description="How often the journal is replayed into the store."
+    )
+    key_cache_ttl_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="How long a verified API key is trusted without asking the database; "
+        "a key revoked by another process stops working within this time.",
+    )
 
     @property
     def sqlite_path(self) -> Path:
         """Where the embedded SQLite database lives."""
         return self.data_dir / "geo_router.sqlite3"
+
+    @property
+    def effective_journal_path(self) -> Path:
+        """The configured journal file, or ``journal.bin`` in the data dir."""
+        return self.journal_path or self.data_dir / "journal.bin"
 
     @property
     def effective_database_url(self) -> str:

@@ -244,3 +244,38 @@ def plaintexts(engine: Any, secrets: Any) -> dict[str, Any]:
             assert response["reporter_phone_hash"] == secrets.hash_phone(phone)
             out[row["key"]] = phone
     return out
+
+
+def _rehearsal_module() -> Any:
+    """``benchmarks/rehearse_outage.py``, which owns the TCP proxy tests cut the database with."""
+    import importlib.util
+    import sys
+
+    name = "geo_router_rehearse_outage"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = REPO_ROOT / "benchmarks" / "rehearse_outage.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def postgres_proxy_url(database_url: str) -> Iterator[tuple[str, Any]]:
+    """``database_url`` (PostgreSQL only) through a proxy the test can cut and restore
+    (``TcpProxy`` of ``benchmarks/rehearse_outage.py``: ``down()``, ``up()``).
+
+    The machine's PostgreSQL is shared: tests never stop it, they cut their proxy to it.
+    """
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("a PostgreSQL outage needs the PostgreSQL database")
+    proxy = _rehearsal_module().TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.up()
+    yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
+    proxy.down()

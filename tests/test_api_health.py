@@ -182,3 +182,29 @@ def test_openapi_has_operation_ids_tags_and_docs(app_client: TestClient) -> None
     assert "LonLatBody" in doc["components"]["schemas"]
     assert "application/problem+json" in ops["route_batch"]["responses"]["default"]["content"]
     assert app_client.get("/docs").status_code == 200
+
+
+def test_readyz_degraded_without_a_journal_and_503_once_the_database_is_gone_too(
+    demo_router: Any, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    db_dir = tmp_path / "db"
+    settings = AppSettings.of(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{db_dir / 'geo.sqlite3'}",
+        journal_path=blocker / "journal.bin",  # cannot be created: its folder is a file
+        _env_file=None,
+    )
+    app = create_app(settings, city_loader=lambda s: (demo_router, None))
+    with TestClient(app, client=LOCAL_PEER) as client:
+        assert app.state.ready_event.wait(60)
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert any("no journal" in p and "a-file" in p for p in ready.json()["problems"])
+        app.state.store.engine.dispose()
+        db_dir.rename(tmp_path / "away")
+        db_dir.write_text("")
+        gone = client.get("/readyz")
+        assert gone.status_code == 503 and "no journal" in gone.json()["detail"]
+        assert client.get("/livez").status_code == 200

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from geo_router.errors import InputError, NotFoundError
+from geo_router.errors import InputError, NotFoundError, StoreUnavailableError
 from geo_router.store import KeyStore, Store
 from geo_router.store.schema import api_keys
 
@@ -213,3 +213,56 @@ def test_cli_says_which_store_on_stderr_and_records_no_city(tmp_path: Path) -> N
     with Store.from_url(f"sqlite:///{tmp_path / 'geo_router.sqlite3'}") as store:
         record = recorded_city(store.engine)
         assert record is not None and record.name == "Another City"
+
+
+def test_key_cache_ttl_is_a_setting_and_bounds_revocation_elsewhere(tmp_path: Path) -> None:
+    from geo_router.settings import StoreSettings
+
+    settings = StoreSettings(data_dir=tmp_path, key_cache_ttl_s=0.3, _env_file=None)  # type: ignore[call-arg]
+    with Store.open(settings) as worker, Store.open(settings) as admin:
+        assert worker.keys.cache_ttl_s == 0.3
+        key, record = admin.keys.create("intake", "web", channel="web")
+        assert worker.keys.verify(key) == record
+        admin.keys.revoke(record.id)  # in another process
+        deadline = time.monotonic() + 0.3 + 1.0
+        while worker.keys.verify(key) is not None:
+            assert time.monotonic() < deadline, "a revoked key kept working past the TTL"
+            time.sleep(0.05)
+
+
+def test_a_database_outage_keeps_verified_keys_working(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, record = store.keys.create("intake", "call", channel="call")
+    worker = KeyStore(store.engine, cache_ttl_s=0.05, touch_interval_s=0)
+    assert worker.verify(key) == record
+    time.sleep(0.1)  # the entry is stale: the database is asked, and is down
+    worker.cache_ttl_s = 30  # from now on: no expiry between the two requests below
+    calls: list[str] = []
+
+    def down(digest: str) -> None:
+        calls.append(digest)
+        raise StoreUnavailableError("the database is unavailable (connection failed)")
+
+    monkeypatch.setattr(worker, "_lookup", down)
+    assert worker.verify(key) == record  # from the cache: no revocation can happen meanwhile
+    assert worker.verify(key) == record
+    assert len(calls) == 1  # asked once per TTL, not on every request of the outage
+    with pytest.raises(StoreUnavailableError):  # never seen: 503, not a 401
+        worker.verify("gr_" + "n" * 43)
+
+
+def test_warm_keys_verify_during_an_outage_without_a_first_lookup(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, record = store.keys.create("intake", "sms", channel="sms")
+    _, revoked = store.keys.create("intake", "old", channel="sms")
+    store.keys.revoke(revoked.id)
+    worker = KeyStore(store.engine, cache_ttl_s=30, touch_interval_s=0)  # a fresh worker
+    assert worker.warm() == 1  # active keys only
+
+    def down(_digest: str) -> None:
+        raise AssertionError("a warmed key needs no lookup")
+
+    monkeypatch.setattr(worker, "_lookup", down)
+    assert worker.verify(key) == record

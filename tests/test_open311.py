@@ -241,3 +241,11 @@ def test_format() -> None:
     assert open311.parse_format("JSON") == "json"
     with pytest.raises(InputError):
         open311.parse_format("yaml")
+
+
+def test_a_report_waiting_for_the_store_is_open_with_a_notice() -> None:
+    report = _report(status="pending_store")
+    assert open311.open311_status("pending_store") == "open"
+    notice = open311.service_notice(report) or ""
+    assert "database was unavailable" in notice
+    assert open311.service_request(report)["status"] == "open"

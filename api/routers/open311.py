@@ -27,6 +27,7 @@ from geo_router.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    StoreUnavailableError,
     UnknownCategoryError,
 )
 from geo_router.intake import open311
@@ -61,7 +62,7 @@ def _error(exc: GeoRouterError, fmt: open311.Format) -> Response:
     else:
         status = status_for(exc)
     response = _respond("errors", open311.error_list(status, exc.message), fmt, status)
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | StoreUnavailableError):
         response.headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
     if isinstance(exc, AuthenticationError):
         response.headers["WWW-Authenticate"] = 'Bearer realm="geo-router"'

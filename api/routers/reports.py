@@ -43,7 +43,12 @@ class StatusUpdate(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-@router.post("", status_code=201, summary="File a report (routed and stored)")
+@router.post(
+    "",
+    status_code=201,
+    summary="File a report (routed and stored)",
+    responses={202: {"description": "An emergency journaled while the database is down"}},
+)
 def create_report(
     body: ReportInput,
     request: Request,
@@ -55,12 +60,17 @@ def create_report(
 
     Repeat the ``Idempotency-Key`` header with the same body to get the first answer back.
     Emergency categories are never rate limited; other reports from a number over its
-    hourly limit get 429 with ``Retry-After``.
+    hourly limit get 429 with ``Retry-After``. While the database is unavailable an
+    emergency is still routed and kept in the local journal: 202 with its id and status
+    ``pending_store`` (stored when the database returns); other reports get 503 with
+    ``Retry-After``.
     """
     filed = service.file(
         body, actor=actor, idempotency_key=idempotency_key, request_id=request_id_of(request.scope)
     )
-    return json_response(filed.view, 201, headers={"Location": f"/v1/reports/{filed.report.id}"})
+    status = 202 if filed.pending else 201
+    location = {"Location": f"/v1/reports/{filed.report.id}"}
+    return json_response(filed.view, status, headers=location)
 
 
 @router.get("", summary="List reports (filters, newest first)")

@@ -25,7 +25,13 @@ from geo_router.intake.reports.models import (
     ReportInput,
     public_point,
 )
-from geo_router.store.schema import STATUSES, LiveChannel, ReportStatus
+from geo_router.store.schema import (
+    PENDING_STORE,
+    REPORT_STATES,
+    STATUSES,
+    LiveChannel,
+    ReportStatus,
+)
 
 if TYPE_CHECKING:
     from geo_router.city.snapshot import CitySnapshot
@@ -58,8 +64,9 @@ XML_MEDIA_TYPE = "text/xml; charset=utf-8"
 MAX_REQUESTS = 1000
 #: Window of a GET requests query without dates (the spec's default).
 DEFAULT_WINDOW = timedelta(days=90)
-#: Our status -> the spec's two statuses: every status but closed is open.
-OPEN311_STATUSES: dict[str, str] = {s: "closed" if s == "closed" else "open" for s in STATUSES}
+#: Our status -> the spec's two statuses: every status but closed is open (``pending_store``,
+#: an emergency waiting in the journal for the database, included).
+OPEN311_STATUSES: dict[str, str] = {s: "closed" if s == "closed" else "open" for s in REPORT_STATES}
 _OUR_STATUSES: dict[str, tuple[ReportStatus, ...]] = {
     spec: tuple(s for s in STATUSES if OPEN311_STATUSES[s] == spec) for spec in ("open", "closed")
 }
@@ -133,6 +140,8 @@ def service_notice(report: Report) -> str | None:
     """A short notice for the requester: where the report went, and anything odd."""
     agency = report.decision.get("agency")
     parts = [f"Routed to {agency}"] if agency else []
+    if report.status == PENDING_STORE:
+        parts.append("taken while the database was unavailable: it is stored shortly")
     if "outside_coverage" in report.flags:
         parts.append("the location lies outside the city's zones")
     text = "; ".join(parts)

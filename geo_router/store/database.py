@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, make_url
 
-from geo_router.errors import ConfigurationError, StoreIntegrityError
+from geo_router.errors import ConfigurationError, StoreIntegrityError, StoreUnavailableError
 from geo_router.settings import StoreSettings
 from geo_router.store.engine import _sqlite_file, make_engine, write_transaction
 from geo_router.store.keys import KeyStore
@@ -142,9 +142,9 @@ class Store:
         An engine from ``make_engine``.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, key_cache_ttl_s: float = 30.0) -> None:
         self.engine = engine
-        self.keys = KeyStore(engine)
+        self.keys = KeyStore(engine, cache_ttl_s=key_cache_ttl_s)
 
     @classmethod
     def open(
@@ -161,11 +161,21 @@ class Store:
         cipher
             The secrets, for migrations that encrypt stored data (see :func:`upgrade`).
         """
-        return cls.from_url(settings.effective_database_url, migrate=migrate, cipher=cipher)
+        return cls.from_url(
+            settings.effective_database_url,
+            migrate=migrate,
+            cipher=cipher,
+            key_cache_ttl_s=settings.key_cache_ttl_s,
+        )
 
     @classmethod
     def from_url(
-        cls, url: str | URL, *, migrate: bool = True, cipher: Cipher | None = None
+        cls,
+        url: str | URL,
+        *,
+        migrate: bool = True,
+        cipher: Cipher | None = None,
+        key_cache_ttl_s: float = 30.0,
     ) -> Store:
         """Open a database by URL, migrating it (with ``cipher``) unless ``migrate=False``."""
         engine = make_engine(url)
@@ -180,7 +190,7 @@ class Store:
                         "restore it from a backup ('geo-router restore BACKUP')"
                     ) from None
                 raise
-        return cls(engine)
+        return cls(engine, key_cache_ttl_s=key_cache_ttl_s)
 
     @property
     def dialect(self) -> str:
@@ -192,7 +202,7 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, StoreUnavailableError) as exc:
             log.warning("database ping failed: %s", type(exc).__name__)
             return False
         return True

@@ -13,9 +13,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
 from geo_router.errors import ConfigurationError
+from geo_router.store.outages import install_outage_translation
 
 #: How long a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+#: Seconds to wait for a PostgreSQL server (unless the URL sets ``connect_timeout``).
+PG_CONNECT_TIMEOUT_S = 5
 
 #: Execution option that asks for ``BEGIN IMMEDIATE`` on SQLite (see ``write_transaction``).
 _IMMEDIATE = "geo_router_begin_immediate"
@@ -110,7 +114,9 @@ def make_engine(url: str | URL) -> sa.Engine:
     url
         SQLAlchemy URL. ``postgresql://`` uses psycopg 3; a SQLite file is created mode 0600
         (its folder 0700) before SQLite opens it; SQLite connections get WAL,
-        ``synchronous=FULL``, foreign keys and a busy timeout on every connect.
+        ``synchronous=FULL``, foreign keys and a busy timeout on every connect. An outage
+        (unreachable, disk full, I/O error) raises ``StoreUnavailableError``
+        (``geo_router.store.outages``).
 
     Returns
     -------
@@ -124,9 +130,16 @@ def make_engine(url: str | URL) -> sa.Engine:
             private_sqlite_file(path)
         engine = sa.create_engine(parsed)
         _configure_sqlite(engine)
+        install_outage_translation(engine)
         return engine
     if backend == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        # An unreachable server must fail fast (503, journal) rather than hang a worker.
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        if "connect_timeout" in parsed.query:
+            connect_args = {}
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        install_outage_translation(engine)
+        return engine
     raise ConfigurationError(
         f"unsupported database {backend!r} in GEO_ROUTER_DATABASE_URL: use sqlite or postgresql",
         detail={"field": "database_url", "backend": backend},

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from geo_router.errors import InputError, NotFoundError
+from geo_router.errors import InputError, NotFoundError, StoreUnavailableError
 from geo_router.store.engine import write_transaction
 from geo_router.store.schema import CHANNELS, ROLES, api_keys, new_uuid, utcnow
 
@@ -81,8 +81,12 @@ class KeyStore:
     engine
         The store's engine (tables migrated).
     cache_ttl_s
-        Positive verifications are cached in-process this long. A revocation in this process
-        takes effect at once; one in another process within ``cache_ttl_s``.
+        Positive verifications are cached in-process this long
+        (``GEO_ROUTER_KEY_CACHE_TTL_S``). A revocation in this process takes effect at once;
+        one in another process within ``cache_ttl_s``. While the database is unavailable
+        (``StoreUnavailableError``), a key verified before keeps working from the cache
+        however old the entry (no revocation can be recorded meanwhile), so an outage does
+        not stop routing; a key never seen before gets that error (503), not a 401.
     touch_interval_s
         ``last_used_at`` is written at most this often per key and process (0 disables it),
         so the hot path stays read-only.
@@ -159,7 +163,15 @@ class KeyStore:
             cached = self._cache.get(digest)
         record = cached[1] if cached is not None and cached[0] > now else None
         if record is None:
-            record = self._lookup(digest)
+            try:
+                record = self._lookup(digest)
+            except StoreUnavailableError:
+                if cached is None:
+                    raise
+                log.warning("database unavailable: key id=%s verified from cache", cached[1].id)
+                # Ask again after another TTL, not on every request of the outage.
+                self._remember(digest, cached[1], now)
+                return cached[1]
             if record is None:
                 with self._lock:
                     self._cache.pop(digest, None)
@@ -167,6 +179,22 @@ class KeyStore:
             self._remember(digest, record, now)
         self._touch(record, now)
         return record
+
+    def warm(self) -> int:
+        """Cache every active key now; returns how many.
+
+        Called at startup, so that during a database outage a key this process has not
+        verified yet still works (until the outage ends and the cache is checked again).
+        """
+        if self.cache_ttl_s <= 0:
+            return 0
+        query = sa.select(*_COLUMNS, api_keys.c.key_hash).where(api_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        now = time.monotonic()
+        for row in rows[: self._cache_size]:
+            self._remember(row.key_hash, _record(row), now)
+        return len(rows)
 
     def list(self) -> list[ApiKeyRecord]:
         """Every key, active and revoked, oldest first."""
@@ -264,7 +292,7 @@ class KeyStore:
                     .where(api_keys.c.id == record.id)
                     .values(last_used_at=utcnow())
                 )
-        except sa.exc.OperationalError as exc:  # e.g. SQLite busy: try again next interval
+        except (sa.exc.OperationalError, StoreUnavailableError) as exc:  # try next interval
             log.debug("could not record use of api key id=%s: %s", record.id, exc)
 
     @staticmethod

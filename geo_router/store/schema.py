@@ -38,6 +38,12 @@ IMPORT_CHANNEL: ReportChannel = "import"
 ReportStatus = Literal["open", "acknowledged", "in_progress", "closed"]
 #: A report's lifecycle, in order.
 STATUSES: tuple[ReportStatus, ...] = get_args(ReportStatus)
+ReportState = Literal[ReportStatus, "pending_store"]
+#: The status a report is answered with: its lifecycle status, or ``pending_store`` for an
+#: emergency taken while the database was unavailable and kept in the local journal until it
+#: is replayed into the store (then it is stored ``open``). Never stored, so not a column value.
+REPORT_STATES: tuple[ReportState, ...] = get_args(ReportState)
+PENDING_STORE: ReportState = "pending_store"
 Resolution = Literal["resolved", "duplicate", "false_report", "prank"]
 #: How a closed report ended.
 RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)

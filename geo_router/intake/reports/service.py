@@ -6,6 +6,11 @@ later see exactly why it went where it went, even after the layers changed. Abus
 only ever *flags*: an emergency report is always stored and routed; only a non-emergency
 report from a number over its hourly limit is refused (``RateLimitedError``).
 
+When the store is unavailable (``StoreUnavailableError``), an emergency report is located
+and routed from memory and kept in the local journal (:class:`PendingReports`): it is
+answered with status ``pending_store`` until the journal is replayed into the store. Other
+reports get the error (503, retry later).
+
 The reporter's number is parsed and hashed once (:class:`PhoneNumber`), encrypted once for
 storage, and decrypted only for an answer that shows it to an admin or intake key.
 """
@@ -16,7 +21,7 @@ import builtins
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +36,7 @@ from geo_router.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    StoreUnavailableError,
     UnknownCategoryError,
 )
 from geo_router.intake.audit import AuditService
@@ -47,10 +53,23 @@ from geo_router.intake.reports.models import (
     report_dict,
     shows_registry,
 )
+from geo_router.intake.reports.pending import (
+    LOCATE_ON_REPLAY,
+    PendingReports,
+    needs_locating,
+    unlocated_decision,
+)
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
-from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo
-from geo_router.store.schema import CHANNELS, RESOLUTIONS, STATUSES, new_report_id, utcnow
+from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo, StoredAnswer
+from geo_router.store.schema import (
+    CHANNELS,
+    PENDING_STORE,
+    RESOLUTIONS,
+    STATUSES,
+    new_report_id,
+    utcnow,
+)
 
 __all__ = ["RATE_WINDOW", "REPEAT_FALSE_THRESHOLD", "FiledReport", "ReportService"]
 
@@ -64,10 +83,14 @@ _PHONE_ROLES = ("admin", "intake")
 
 @dataclass(frozen=True, slots=True)
 class FiledReport:
-    """A new (or replayed) report and the answer its filer may see."""
+    """A new (or replayed) report and the answer its filer may see.
+
+    ``pending`` is True for an emergency kept in the journal (the store was unavailable).
+    """
 
     report: Report
     view: dict[str, Any]
+    pending: bool = False
 
 
 def _actor_id(actor: Actor | None) -> str:
@@ -179,6 +202,18 @@ def _transition_check(report_id: str, status: str, actor: Actor | None) -> Calla
     return check
 
 
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """What one request files: checked input, channel and number, its filer and the id."""
+
+    report_in: ReportInput
+    channel: str
+    phone: PhoneNumber | None
+    actor: Actor | None
+    request_id: str | None
+    report_id: str
+
+
 def _not_found(report_id: str) -> NotFoundError:
     return NotFoundError(f"report {report_id!r} not found", detail={"id": report_id})
 
@@ -211,6 +246,9 @@ class ReportService:
     audit
         Records each read of a reporting number's registration (``registry_locate``). It
         never refuses a report: when the audit log is down the record goes to its fallback.
+    pending
+        Where emergency reports go while the store is unavailable; None: nowhere (the
+        ``StoreUnavailableError`` is raised for them too).
     """
 
     reports: ReportsRepo
@@ -224,6 +262,7 @@ class ReportService:
     k: int = 3
     idempotency_ttl: timedelta = timedelta(hours=24)
     audit: AuditService | None = None
+    pending: PendingReports | None = None
 
     def __post_init__(self) -> None:
         if self.idempotency_ttl <= timedelta(0):
@@ -272,6 +311,9 @@ class ReportService:
             The key was used before with a different body.
         RateLimitedError
             A non-emergency report from a number over its hourly limit.
+        StoreUnavailableError
+            The store is unavailable and the report is not an emergency (or there is no
+            journal, or an emergency cannot be located without the registry).
         """
         report_in = payload if isinstance(payload, ReportInput) else ReportInput.parse(payload)
         return self._file(report_in, actor, idempotency_key, request_id)[0]
@@ -285,9 +327,9 @@ class ReportService:
         request_id: str | None = None,
     ) -> FiledReport:
         """:meth:`create`, with the answer ``actor`` may see (the number shown from the
-        request, never decrypted)."""
-        report, phone = self._file(payload, actor, idempotency_key, request_id)
-        return FiledReport(report, self.view(report, actor, phone))
+        request, never decrypted); ``pending`` when it was journaled."""
+        report, phone, pending = self._file(payload, actor, idempotency_key, request_id)
+        return FiledReport(report, self.view(report, actor, phone), pending)
 
     def _file(
         self,
@@ -295,7 +337,7 @@ class ReportService:
         actor: Actor | None,
         idempotency_key: str | None,
         request_id: str | None,
-    ) -> tuple[Report, PhoneNumber | None]:
+    ) -> tuple[Report, PhoneNumber | None, bool]:
         channel = self._channel(report_in, actor)
         phone = self._phone(report_in.reporter_phone)
         entry = None
@@ -306,64 +348,140 @@ class ReportService:
                 _request_hash(report_in, channel),
                 self.clock() - self.idempotency_ttl,  # older keys have expired
             )
+        # One id for both attempts: when the store fails after committing (a lost answer),
+        # the journaled copy has the stored report's id and its replay skips it.
+        draft = _Draft(report_in, channel, phone, actor, request_id, new_report_id())
+        try:
+            report = self._file_in_store(draft, entry)
+            # A retry answered from the journal is still pending.
+            return report, phone, report.status == PENDING_STORE
+        except StoreUnavailableError:
+            emergency = _resolve_category(self.router, report_in.category).emergency
+            if self.pending is None or not emergency:
+                raise
+        # An emergency is never refused: routed from memory and journaled.
+        report = self._new_report(draft, offline=True)
+        pending = self.pending.add(report, actor=_actor_label(actor), idempotency=entry)
+        return pending, phone, True
+
+    def _file_in_store(self, draft: _Draft, entry: IdempotencyEntry | None) -> Report:
+        if entry is not None:
             replay = self._replay(entry)
             if replay is not None:
-                return replay, phone
-        report = self._new_report(report_in, channel, phone, actor, request_id)
-        if not self.reports.insert(report, actor=_actor_label(actor), idempotency=entry):
+                return replay
+        report = self._new_report(draft)
+        if not self.reports.insert(report, actor=_actor_label(draft.actor), idempotency=entry):
             # A concurrent request with the same Idempotency-Key won the race: answer as it did.
             replay = self._replay(entry) if entry is not None else None
             if replay is None:
                 raise RuntimeError("the report was refused by a constraint of the store")
-            return replay, phone
-        return report, phone
+            return replay
+        return report
 
-    def _new_report(
-        self,
-        report_in: ReportInput,
-        channel: str,
-        phone: PhoneNumber | None,
-        actor: Actor | None,
-        request_id: str | None,
-    ) -> Report:
-        """Locate, screen and route a report (nothing is written)."""
+    def _new_report(self, draft: _Draft, *, offline: bool = False) -> Report:
+        """Locate, screen and route a report (nothing is written).
+
+        ``offline``: the store is unavailable; the registry and the screening are used when
+        they still answer (a full disk still reads), skipped otherwise.
+        """
+        report_in, phone, actor = draft.report_in, draft.phone, draft.actor
         router = self.router
         category = _resolve_category(router, report_in.category)
-        caller = self.locator.caller(phone) if phone is not None else None
         now = self.clock()
-        flags = self._screen(caller, category, now)
-        point = report_in.location
-        located = self.locator.locate(
-            point=(point.lon, point.lat) if point is not None else None,
-            address=report_in.address,
-            caller=caller,
-        )
-        route = router.route(located.lon, located.lat, category=category.code, k=self.k)
-        flags.extend(str(w) for w in route.warnings if str(w) not in flags)
-        report_id = new_report_id()
-        self._audit_registry_read(caller, category, located, report_id, actor)
-        return Report(
-            id=report_id,
-            channel=channel,
+        caller, flags = self._caller_and_flags(phone, category, now, offline=offline)
+        report = Report(
+            id=draft.report_id,
+            channel=draft.channel,
             category=category.code,
             description=report_in.description,
             status="open",
             resolution=None,
-            lon=located.lon,
-            lat=located.lat,
-            location_source=located.source,
-            location_confidence=located.confidence,
+            lon=None,
+            lat=None,
+            location_source="registered_caller",
+            location_confidence=None,
             reporter_phone_hash=phone.hash if phone is not None else None,
             reporter_phone_enc=self.secrets.encrypt(phone.e164) if phone is not None else None,
             media_url=report_in.media_url,
-            decision=_decision(route, router.snapshot.versions, located, flags, request_id),
-            zones={name: m.zone_id for name, m in route.zones.items() if m.zone_id is not None},
+            decision={},
+            zones={},
             flags=flags,
             api_key_id=actor.id if actor is not None else None,
             created_at=now,
             updated_at=now,
             closed_at=None,
         )
+        point = report_in.location
+        unlocatable = point is None and report_in.address is None
+        if offline and caller is None and phone is not None and unlocatable:
+            # Only the registry could locate it, and it is unreachable: taken now, located
+            # and routed when the journal replays it (:meth:`locate_journaled`).
+            decision = unlocated_decision(category, router.snapshot.versions, draft.request_id)
+            return replace(report, decision=decision)
+        located = self.locator.locate(
+            point=(point.lon, point.lat) if point is not None else None,
+            address=report_in.address,
+            caller=caller,
+        )
+        self._audit_registry_read(caller, category, located, draft.report_id, actor)
+        return self._routed(report, router, located, draft.request_id)
+
+    def _routed(
+        self, report: Report, router: Router, located: Located, request_id: str | None
+    ) -> Report:
+        """``report`` at ``located``, routed by ``router``, its decision kept."""
+        route = router.route(located.lon, located.lat, category=report.category, k=self.k)
+        flags = list(report.flags)
+        flags.extend(str(w) for w in route.warnings if str(w) not in flags)
+        return replace(
+            report,
+            lon=located.lon,
+            lat=located.lat,
+            location_source=located.source,
+            location_confidence=located.confidence,
+            decision=_decision(route, router.snapshot.versions, located, flags, request_id),
+            zones={name: m.zone_id for name, m in route.zones.items() if m.zone_id is not None},
+            flags=flags,
+        )
+
+    def locate_journaled(self, report: Report) -> Report:
+        """A report as it is stored from the journal: one taken unlocated (only the registry
+        could locate it, and it was unreachable) is located and routed now; any other is
+        returned as it is.
+
+        A caller that is not registered (or has no home) leaves it unlocated, flagged
+        ``unregistered_caller``: still stored, never dropped.
+        """
+        if not needs_locating(report) or report.reporter_phone_enc is None:
+            return report
+        router = self.router
+        category = _resolve_category(router, report.category)
+        phone = PhoneNumber.parse(
+            self.secrets.decrypt(report.reporter_phone_enc), self.region, self.secrets
+        )
+        caller, flags = self._caller_and_flags(phone, category, report.created_at, offline=False)
+        request_id = report.decision.get("request_id")
+        try:
+            located = self.locator.locate(caller=caller)
+        except InputError:
+            decision = {**report.decision, "flags": flags}
+            decision.pop(LOCATE_ON_REPLAY, None)
+            return replace(report, flags=flags, decision=decision)
+        self._audit_registry_read(caller, category, located, report.id, None)
+        return self._routed(replace(report, flags=flags), router, located, request_id)
+
+    def _caller_and_flags(
+        self, phone: PhoneNumber | None, category: CategoryRoute, now: datetime, *, offline: bool
+    ) -> tuple[Caller | None, list[str]]:
+        """The caller's registration and the screening flags (skipped offline if unreadable)."""
+        caller = None
+        try:
+            caller = self.locator.caller(phone) if phone is not None else None
+            return caller, self._screen(caller, category, now)
+        except StoreUnavailableError:
+            if not offline:
+                raise
+            return caller, []
 
     def _audit_registry_read(
         self,
@@ -389,8 +507,16 @@ class ReportService:
         return None if text is None else PhoneNumber.parse(text, self.region, self.secrets)
 
     def _replay(self, entry: IdempotencyEntry) -> Report | None:
-        """The first answer for an unexpired idempotency key; conflict when the body differs."""
-        stored = self.reports.replay(entry.key, entry.owner, entry.expired_before)
+        """The first answer for an unexpired idempotency key; conflict when the body differs.
+
+        A report still in the journal answers first: a retry after the store came back
+        must not file it again before the replay.
+        """
+        stored: StoredAnswer | None = None
+        if self.pending is not None:
+            stored = self.pending.answer(entry)
+        if stored is None:
+            stored = self.reports.replay(entry.key, entry.owner, entry.expired_before)
         if stored is None:
             return None
         if stored.request_hash != entry.request_hash:
@@ -451,10 +577,29 @@ class ReportService:
     # ---------------------------------------------------------------- read
 
     def get(self, report_id: str, *, actor: Actor | None) -> Report:
-        """One report; ``NotFoundError`` when missing or on another channel than the key's."""
-        report = self._readable(actor).get(report_id, channel_scope=_channel_scope(actor))
+        """One report; ``NotFoundError`` when missing or on another channel than the key's.
+
+        A report still in the journal is answered from there, status ``pending_store``
+        (also while the store is unavailable: ``StoreUnavailableError`` for the others).
+        """
+        scope = _channel_scope(actor)
+        try:
+            report = self._readable(actor).get(report_id, channel_scope=scope)
+        except StoreUnavailableError:
+            report = self._pending_report(report_id, scope)
+            if report is None:
+                raise
+        if report is None:
+            report = self._pending_report(report_id, scope)
         if report is None:
             raise _not_found(report_id)
+        return report
+
+    def _pending_report(self, report_id: str, scope: str | None) -> Report | None:
+        """The journaled report ``report_id`` if the actor's channel may see it."""
+        report = self.pending.get(report_id) if self.pending is not None else None
+        if report is None or (scope is not None and report.channel != scope):
+            return None
         return report
 
     def list(self, filters: ReportFilters | None = None, *, actor: Actor | None) -> Page:
