@@ -48,7 +48,7 @@ from geo_router.intake.reports.models import (
 )
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
-from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo
+from geo_router.store.reports_repo import IdempotencyEntry, NumberWindow, ReportsRepo
 from geo_router.store.schema import CHANNELS, RESOLUTIONS, STATUSES, new_report_id, utcnow
 
 __all__ = ["RATE_WINDOW", "REPEAT_FALSE_THRESHOLD", "FiledReport", "ReportService"]
@@ -300,13 +300,52 @@ class ReportService:
             if replay is not None:
                 return replay, phone
         report = self._new_report(report_in, channel, phone, actor, request_id)
-        if not self.reports.insert(report, actor=_actor_label(actor), idempotency=entry):
+        try:
+            written = self.reports.insert(
+                report, actor=_actor_label(actor), idempotency=entry, window=self._window(report)
+            )
+        except RateLimitedError:
+            # A concurrent request with the same key may have filed it first: answer as it did.
+            replay = self._replay(entry) if entry is not None else None
+            if replay is None:
+                raise
+            return replay, phone
+        if not written:
             # A concurrent request with the same Idempotency-Key won the race: answer as it did.
             replay = self._replay(entry) if entry is not None else None
             if replay is None:
                 raise RuntimeError("the report was refused by a constraint of the store")
             return replay, phone
         return report, phone
+
+    def _window(self, report: Report) -> NumberWindow | None:
+        """The per-number rate limit of ``report``, decided inside its write transaction.
+
+        Over the limit, a non-emergency report is refused (``RateLimitedError``) and an
+        emergency is stored with the ``rate_limited`` flag: emergencies are never refused.
+        """
+        if report.reporter_phone_hash is None:
+            return None
+        now = report.created_at
+
+        def admit(recent: builtins.list[datetime]) -> None:
+            retry_after = self._retry_after(recent, now)
+            if retry_after is None:
+                return
+            if not report.emergency:
+                raise RateLimitedError(
+                    f"this number filed {self.rate_limit_per_hour} or more reports in the last "
+                    f"hour; retry in {retry_after} s (emergency categories are never limited)",
+                    retry_after_s=retry_after,
+                    detail={"limit_per_hour": self.rate_limit_per_hour},
+                )
+            if "rate_limited" not in report.flags:
+                report.flags.append("rate_limited")
+                report.decision["flags"] = builtins.list(report.flags)
+
+        return NumberWindow(
+            report.reporter_phone_hash, now - RATE_WINDOW, self.rate_limit_per_hour, admit
+        )
 
     def _new_report(
         self,
@@ -321,7 +360,7 @@ class ReportService:
         category = _resolve_category(router, report_in.category)
         caller = self.locator.caller(phone) if phone is not None else None
         now = self.clock()
-        flags = self._screen(caller, category, now)
+        flags = self._screen(caller)
         point = report_in.location
         located = self.locator.locate(
             point=(point.lon, point.lat) if point is not None else None,
@@ -384,36 +423,26 @@ class ReportService:
             )
         return channel
 
-    def _screen(self, caller: Caller | None, category: CategoryRoute, now: datetime) -> list[str]:
-        """Abuse-screening flags of the caller; refuses non-emergency reports over the limit."""
+    def _screen(self, caller: Caller | None) -> list[str]:
+        """Abuse-screening flags of the caller (the rate limit is decided at the write)."""
         if caller is None:
             return []
         flags: list[str] = []
         if not caller.registered:
             flags.append("unregistered_caller")
-        phone_hash = caller.phone.hash
-        if self.reports.nuisance(phone_hash).false_reports >= REPEAT_FALSE_THRESHOLD:
+        if self.reports.nuisance(caller.phone.hash).false_reports >= REPEAT_FALSE_THRESHOLD:
             flags.append("repeat_false_reports")
-        retry_after = self._retry_after(phone_hash, now)
-        if retry_after is not None:
-            if not category.emergency:
-                raise RateLimitedError(
-                    f"this number filed {self.rate_limit_per_hour} or more reports in the last "
-                    f"hour; retry in {retry_after} s (emergency categories are never limited)",
-                    retry_after_s=retry_after,
-                    detail={"limit_per_hour": self.rate_limit_per_hour},
-                )
-            flags.append("rate_limited")
         return flags
 
-    def _retry_after(self, phone_hash: str, now: datetime) -> int | None:
-        """Seconds until the number is under its hourly limit again; None when it is now."""
-        limit = self.rate_limit_per_hour
-        recent = self.reports.recent_times(phone_hash, since=now - RATE_WINDOW, limit=limit)
-        if len(recent) < limit:
+    def _retry_after(self, recent: builtins.list[datetime], now: datetime) -> int | None:
+        """Seconds until the number is under its hourly limit again; None when it is now.
+
+        ``recent``: creation times of its newest reports in the window, newest first.
+        """
+        if len(recent) < self.rate_limit_per_hour:
             return None
         # Once the limit-th newest report leaves the window, the count drops below the limit.
-        wait = (recent[-1] + RATE_WINDOW - now).total_seconds()
+        wait = (recent[self.rate_limit_per_hour - 1] + RATE_WINDOW - now).total_seconds()
         return max(1, math.ceil(wait))
 
     # ---------------------------------------------------------------- read
