@@ -12,8 +12,6 @@ that ``api.errors`` renders as problem+json.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TypeAlias, TypeVar
@@ -25,7 +23,14 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from api.errors import MalformedJSONError
-from geo_router.city.coords import parse_bbox, require_lonlat, to_lonlat
+from geo_router.city.coords import (
+    JSON_NUMBER_TYPES,
+    decimal_number,
+    json_number,
+    parse_bbox,
+    require_lonlat,
+    to_lonlat,
+)
 from geo_router.city.router import circle
 from geo_router.errors import BatchTooLargeError, InputError, InvalidGeometryError
 
@@ -55,9 +60,6 @@ AXES = ("lon", "lat")
 
 _T = TypeVar("_T")
 
-#: The Python types a JSON number parses to (``bool``, a subclass of int, deliberately not).
-_NUMBER_TYPES = frozenset({float, int})
-
 
 # --- values ---------------------------------------------------------------------------------
 
@@ -74,16 +76,6 @@ def load_json(body: bytes) -> Any:
             f"(line {exc.lineno}, column {exc.colno})",
             detail={"position": exc.pos},
         ) from exc
-
-
-def json_number(value: Any, field: str) -> float:
-    """A JSON number as float; strings, booleans and null are refused naming the field."""
-    if type(value) not in _NUMBER_TYPES:
-        raise InputError(
-            f"{field} must be a number, got {type(value).__name__}",
-            detail={"field": field, "reason": "not a number"},
-        )
-    return float(value)
 
 
 def k_option(value: Any, default: int) -> int:
@@ -131,19 +123,10 @@ def parse_query(raw: bytes) -> dict[str, str]:
     return out
 
 
-def _parse(kind: Callable[[str], _T], text: str | None) -> _T | None:
-    """``kind(text)``, or None when the text is absent or does not parse."""
-    if text is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return kind(text)
-    return None
-
-
 def _query_float(params: dict[str, str], name: str) -> float:
     """A required float query parameter; 422 naming it when missing or not a number."""
     text = params.get(name)
-    value = _parse(float, text)
+    value = None if text is None else decimal_number(text)
     if value is None:
         missing = text is None
         raise InputError(
@@ -160,7 +143,7 @@ def _query_k(params: dict[str, str], default: int) -> int:
     text = params.get("k")
     if not text:
         return default
-    value = _parse(int, text)
+    value = int(text) if text.isascii() and text.isdigit() else None  # not "1_0" nor "٣"
     if value is None:
         raise InputError(
             f"k must be an integer from 1 to {MAX_K}, got {text!r}",
@@ -367,8 +350,8 @@ def _is_position(row: Any) -> bool:
     return (
         isinstance(row, list)
         and len(row) in (2, 3)
-        and type(row[0]) in _NUMBER_TYPES
-        and type(row[1]) in _NUMBER_TYPES
+        and type(row[0]) in JSON_NUMBER_TYPES
+        and type(row[1]) in JSON_NUMBER_TYPES
     )
 
 
@@ -388,7 +371,7 @@ def _rows_to_arrays(rows: list[Any], field: str) -> tuple[np.ndarray, np.ndarray
     numbers = (
         bool(lengths)
         and lengths <= {2, 3}
-        and set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES
+        and set(map(type, chain.from_iterable(rows))) <= JSON_NUMBER_TYPES
     )
     if numbers and lengths == {2}:
         xy = np.fromiter(chain.from_iterable(rows), np.float64, 2 * n)

@@ -419,3 +419,10 @@ def test_a_lean_route_refuses_an_endpoint_with_parameters() -> None:
 
     with pytest.raises(TypeError, match="only the Request"):
         LeanRoute("/x", endpoint, methods=["GET"])
+
+
+@pytest.mark.parametrize("text", ["1_07", "nan", "inf", "\u0661\u0660\u0667"])
+def test_query_coordinates_take_only_decimal_numbers(app_client: TestClient, text: str) -> None:
+    r = app_client.get("/v1/route", params={"lon": text, "lat": "-6.9"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "lon"

@@ -19,8 +19,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from geo_router.city.coords import json_number
 from geo_router.errors import InputError, InvalidCoordinatesError
 from geo_router.store.reports_repo import PRIVATE_FIELDS, Report, ReportQuery, StatusChange
 from geo_router.store.schema import LiveChannel, ReportChannel, ReportStatus
@@ -118,6 +126,15 @@ class Location(BaseModel):
 
     lon: float
     lat: float
+
+    @field_validator("lon", "lat", mode="before")
+    @classmethod
+    def _json_number(cls, value: Any, info: ValidationInfo) -> float:
+        # The API's one reader of JSON numbers: no booleans, no numbers in strings.
+        try:
+            return json_number(value, str(info.field_name))
+        except InputError as exc:
+            raise ValueError(exc.message) from None
 
 
 class ReportInput(BaseModel):
