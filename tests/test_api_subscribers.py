@@ -362,3 +362,14 @@ def test_openapi_documents_operations(client: TestClient) -> None:
         "import_subscribers",
         "lookup_caller",
     } <= ops
+
+
+@pytest.mark.parametrize("value", [True, "107.6"])
+def test_subscriber_coordinates_are_json_numbers(
+    client: TestClient, keys: dict, points: list, value: Any
+) -> None:
+    body = _body(points, phone="0812 7777 1234")
+    body["location"]["lon"] = value
+    r = client.post("/v1/subscribers", json=body, headers=keys["intake"])
+    assert r.status_code == 422, r.text
+    assert "location.lon" in r.text and "must be a number" in r.text

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import pyproj
+from pydantic import BeforeValidator
 from pyproj.exceptions import CRSError
 
 from geo_router.errors import InputError, InvalidCoordinatesError, UnknownCRSError
@@ -22,6 +23,7 @@ __all__ = [
     "AXIS_NAMES",
     "GEOD",
     "JSON_NUMBER_TYPES",
+    "Coordinate",
     "as_float_array",
     "box_problem",
     "check_lonlat",
@@ -69,6 +71,19 @@ def json_number(value: Any, field: str) -> float:
             detail={"field": field, "reason": "not a number"},
         )
     return float(value)
+
+
+def _coordinate(value: Any) -> float:
+    """:func:`json_number` for pydantic (which turns a ValueError into a field error)."""
+    try:
+        return json_number(value, "a coordinate")
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
+#: A coordinate field of a pydantic model: read by :func:`json_number`, then a float
+#: (pydantic alone would take ``true`` as 1.0 and ``"107.6"`` as 107.6).
+Coordinate = Annotated[float, BeforeValidator(_coordinate)]
 
 
 def decimal_number(text: str) -> float | None:

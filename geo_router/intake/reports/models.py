@@ -24,11 +24,10 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
-from geo_router.city.coords import json_number
+from geo_router.city.coords import Coordinate
 from geo_router.errors import InputError, InvalidCoordinatesError
 from geo_router.store.reports_repo import PRIVATE_FIELDS, Report, ReportQuery, StatusChange
 from geo_router.store.schema import LiveChannel, ReportChannel, ReportStatus
@@ -124,17 +123,8 @@ class Location(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    lon: float
-    lat: float
-
-    @field_validator("lon", "lat", mode="before")
-    @classmethod
-    def _json_number(cls, value: Any, info: ValidationInfo) -> float:
-        # The API's one reader of JSON numbers: no booleans, no numbers in strings.
-        try:
-            return json_number(value, str(info.field_name))
-        except InputError as exc:
-            raise ValueError(exc.message) from None
+    lon: Coordinate
+    lat: Coordinate
 
 
 class ReportInput(BaseModel):
