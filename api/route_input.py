@@ -187,6 +187,7 @@ class RouteQuery:
     location: Location
     category: str | None
     k: int
+    field: str = "body"  #: the request field holding the location (problems name it)
 
 
 def _position(coords: Any, field: str) -> tuple[float, float]:
@@ -200,6 +201,72 @@ def _position(coords: Any, field: str) -> tuple[float, float]:
     return require_lonlat(lon, lat, names=AXES)
 
 
+#: ``crs`` members (GeoJSON 2008) that name what RFC 7946 coordinates are anyway: lon/lat WGS84.
+_LONLAT_CRS_NAMES = frozenset(
+    {"urn:ogc:def:crs:OGC:1.3:CRS84", "OGC:CRS84", "EPSG:4326", "urn:ogc:def:crs:EPSG::4326"}
+)
+
+
+def _check_crs(geometry: dict[str, Any], field: str) -> None:
+    """Refuse a ``crs`` member naming another CRS: its coordinates would be read as lon/lat."""
+    crs = geometry.get("crs")
+    if crs is None:
+        return
+    props = crs.get("properties") if isinstance(crs, dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
+    if name not in _LONLAT_CRS_NAMES:
+        raise InvalidGeometryError(
+            f"{field}.crs {name or crs!r} is not supported: GeoJSON coordinates are WGS84 lon/lat "
+            '(RFC 7946); send other systems as {"x", "y", "crs"}',
+            detail={"field": f"{field}.crs", "reason": "unsupported crs member"},
+        )
+
+
+def _check_rings(rings: Any, field: str) -> None:
+    """A polygon's rings as RFC 7946 has them: lists of at least 4 positions of 2 or 3 JSON
+    numbers, the last equal to the first (shapely would close, pad or convert silently)."""
+    if not isinstance(rings, list) or not rings:
+        raise InvalidGeometryError(
+            f"{field} must be a non-empty list of linear rings",
+            detail={"field": field, "reason": "no rings"},
+        )
+    for i, ring in enumerate(rings):
+        where = f"{field}[{i}]"
+        if not isinstance(ring, list) or len(ring) < 4:
+            raise InvalidGeometryError(
+                f"{where} must be a linear ring of at least 4 positions",
+                detail={"field": where, "reason": "too few positions"},
+            )
+        try:  # C-speed passes over the positions (a ring may hold a million)
+            lengths = set(map(len, ring))
+        except TypeError:
+            lengths = set()
+        if (
+            not lengths
+            or not lengths <= {2, 3}
+            or len(lengths) > 1
+            or not (set(map(type, chain.from_iterable(ring))) <= JSON_NUMBER_TYPES)
+        ):
+            raise InvalidGeometryError(
+                f"{where} must hold positions [lon, lat] (or [lon, lat, z]) of numbers, "
+                "all of one dimension",
+                detail={"field": where, "reason": "not positions"},
+            )
+        if ring[0] != ring[-1]:
+            raise InvalidGeometryError(
+                f"{where} is not closed: its last position must equal its first",
+                detail={"field": where, "reason": "ring not closed"},
+            )
+        lons = np.fromiter((position[0] for position in ring), np.float64, len(ring))
+        with np.errstate(invalid="ignore"):
+            if np.any(np.abs(np.diff(lons)) > 180.0):
+                raise InvalidGeometryError(
+                    f"{where} crosses the antimeridian (an edge spans more than 180 degrees of "
+                    "longitude): cut it in two at 180 degrees (RFC 7946, section 3.1.9)",
+                    detail={"field": where, "reason": "crosses the antimeridian"},
+                )
+
+
 def _geometry(geometry: Any, field: str) -> Location:
     """The location of a GeoJSON Point, Polygon or MultiPolygon."""
     if not isinstance(geometry, dict):
@@ -209,8 +276,20 @@ def _geometry(geometry: Any, field: str) -> Location:
         )
     gtype = geometry.get("type")
     if gtype == "Point":
+        _check_crs(geometry, field)
         return _position(geometry.get("coordinates"), f"{field}.coordinates")
     if gtype in ("Polygon", "MultiPolygon"):
+        _check_crs(geometry, field)
+        coordinates = geometry.get("coordinates")
+        polygons = [coordinates] if gtype == "Polygon" else coordinates
+        if not isinstance(polygons, list):
+            raise InvalidGeometryError(
+                f"{field}.coordinates must be a list of polygons",
+                detail={"field": f"{field}.coordinates", "reason": "not a list"},
+            )
+        for i, polygon in enumerate(polygons):
+            where = f"{field}.coordinates" + ("" if gtype == "Polygon" else f"[{i}]")
+            _check_rings(polygon, where)
         try:
             return shapely.geometry.shape(geometry)
         except Exception as exc:  # shapely raises many types for malformed rings
@@ -268,19 +347,19 @@ def parse_route_body(data: Any, default_k: int) -> RouteQuery:
     k = k_option(data.get("k", props.get("k")), default_k)
     location: Location
     if kind == "Feature":
-        location = _geometry(data.get("geometry"), "geometry")
+        location, field = _geometry(data.get("geometry"), "geometry"), "geometry"
     elif kind is not None:
-        location = _geometry(data, "body")
+        location, field = _geometry(data, "body"), "body"
     elif "lon" in data or "lat" in data:
-        location = _lonlat(data)
+        location, field = _lonlat(data), "lon"
     elif "x" in data or "y" in data:
-        location = _xy(data)
+        location, field = _xy(data), "x"
     else:
         raise InputError(
             'body needs {"lon", "lat"}, {"x", "y", "crs"}, a GeoJSON Point/Polygon or a Feature',
             detail={"field": "body", "reason": "no location"},
         )
-    return RouteQuery(location, category, k)
+    return RouteQuery(location, category, k, field)
 
 
 # --- POST /v1/route/batch -----------------------------------------------------------------
@@ -341,6 +420,10 @@ def _feature_position(feature: Any) -> Any:
     if isinstance(feature, dict):
         geom = feature.get("geometry")
         if isinstance(geom, dict) and geom.get("type") == "Point":
+            try:
+                _check_crs(geom, "geometry")
+            except InvalidGeometryError:
+                return None  # coordinates in another system are not a [lon, lat] pair
             return geom.get("coordinates")
     return None
 

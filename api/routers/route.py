@@ -40,6 +40,7 @@ from api.serialize import ORJSONResponse, json_response
 from geo_router.encoding.batch import encode_batch_answer
 from geo_router.encoding.json import dumps, route_answer_dict
 from geo_router.encoding.point import encode_point_hits
+from geo_router.errors import InvalidGeometryError
 
 __all__ = ["ROUTE_ROLES", "LeanRoute", "include_routes", "point_route", "router"]
 
@@ -186,9 +187,13 @@ async def route_location(
     if isinstance(location, tuple):
         result: Any = city.route(*location, category=query.category, k=query.k)
     else:
-        result = await run_in_threadpool(
-            city.route_area, location, category=query.category, k=query.k
-        )
+        try:
+            result = await run_in_threadpool(
+                city.route_area, location, category=query.category, k=query.k
+            )
+        except InvalidGeometryError as exc:  # the router knows the area, not the request
+            exc.detail.setdefault("field", query.field)
+            raise
     return json_response(dumps(route_answer_dict(result, request_id_of(request.scope))))
 
 
