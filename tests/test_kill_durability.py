@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from geo_router.store import Store
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -33,6 +35,7 @@ def test_the_verifier_catches_lost_duplicated_and_altered_reports(tmp_path: Path
     assert result.failures == ["report r1 stored 0 times"]
 
 
+@pytest.mark.slow
 def test_kill_minus_9_during_intake_loses_nothing(tmp_path: Path) -> None:
     backends = "sqlite,postgres" if os.environ.get("GEO_ROUTER_TEST_DATABASE_URL") else "sqlite"
     out = tmp_path / "kills.json"
