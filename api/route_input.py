@@ -32,7 +32,12 @@ from geo_router.city.coords import (
     to_lonlat,
 )
 from geo_router.city.router import circle
-from geo_router.errors import BatchTooLargeError, InputError, InvalidGeometryError
+from geo_router.errors import (
+    BatchTooLargeError,
+    InputError,
+    InvalidCoordinatesError,
+    InvalidGeometryError,
+)
 
 __all__ = [
     "MAX_K",
@@ -168,8 +173,33 @@ def parse_point_query(raw_query: bytes, default_k: int) -> PointQuery:
     Raises ``InputError`` / ``InvalidCoordinatesError`` naming the parameter.
     """
     params = parse_query(raw_query)
-    lon, lat = require_lonlat(_query_float(params, "lon"), _query_float(params, "lat"), names=AXES)
+    lon, lat = _query_point(params)
     return PointQuery(lon, lat, _query_k(params, default_k), params.get("category") or None)
+
+
+def _query_point(params: dict[str, str]) -> tuple[float, float]:
+    """``lon`` and ``lat`` of a query, range-checked; a problem lists every bad axis."""
+    errors: list[dict[str, str]] = []
+    values: list[float | None] = []
+    for name in AXES:
+        try:
+            values.append(_query_float(params, name))
+        except InputError as exc:
+            errors.append({"field": name, "message": exc.message})
+            values.append(None)
+    lon, lat = values
+    if lon is not None and lat is not None:
+        return require_lonlat(lon, lat, names=AXES)
+    for value, pair in ((lon, (lon, 0.0)), (lat, (0.0, lat))):
+        if value is not None:  # the axis that is a number may be out of range too
+            try:
+                require_lonlat(*pair, names=AXES)
+            except InvalidCoordinatesError as exc:
+                errors.extend(exc.detail["errors"])
+    raise InputError(
+        "; ".join(e["message"] for e in errors),
+        detail={"field": errors[0]["field"], "reason": "not a number", "errors": errors},
+    )
 
 
 # --- POST /v1/route -----------------------------------------------------------------------
@@ -234,7 +264,7 @@ def _check_rings(rings: Any, field: str) -> None:
         where = f"{field}[{i}]"
         if not isinstance(ring, list) or len(ring) < 4:
             raise InvalidGeometryError(
-                f"{where} must be a linear ring of at least 4 positions",
+                f"{where}: a Polygon ring needs at least 4 positions, the last equal to the first",
                 detail={"field": where, "reason": "too few positions"},
             )
         try:  # C-speed passes over the positions (a ring may hold a million)
