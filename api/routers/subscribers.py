@@ -69,7 +69,7 @@ def _is_duplicate(exc: InputError) -> bool:
 class LonLat(BaseModel):
     """A location in EPSG:4326, GeoJSON order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     lon: Coordinate = Field(examples=[107.6191])
     lat: Coordinate = Field(examples=[-6.9175])

@@ -33,7 +33,7 @@ from geo_router.errors import (
     RateLimitedError,
     UnknownCategoryError,
 )
-from geo_router.intake.locate import Caller, Located, Locator
+from geo_router.intake.locate import Caller, Located, Locator, route_located
 from geo_router.intake.phones import PhoneNumber, mask_phone
 from geo_router.intake.reports.models import (
     TRANSITIONS,
@@ -367,7 +367,7 @@ class ReportService:
             address=report_in.address,
             caller=caller,
         )
-        route = router.route(located.lon, located.lat, category=category.code, k=self.k)
+        route = route_located(router, located, category=category.code, k=self.k)
         flags.extend(str(w) for w in route.warnings if str(w) not in flags)
         return Report(
             id=new_report_id(),
