@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run_backend("postgres", url, args))
         else:
             raise SystemExit(f"unknown backend {backend!r}: use sqlite, postgres")
-    _report(results)
+        _report(results[-1:])  # each backend's counts as soon as they are known
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 1 if any(r.failures for r in results) else 0
@@ -499,6 +499,7 @@ def _report(results: list[Result]) -> None:
         print(f"  {'verdict':26} {verdict}")
         for failure in r.failures[:20]:
             print(f"    - {failure}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
