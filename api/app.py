@@ -213,7 +213,7 @@ def _start_journal(app: FastAPI) -> None:
                 return report
             return report_service_of(app).locate_journaled(report)
 
-        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine), complete))
+        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine, state.secrets), complete))
     state.journal = journal
     interval = settings.store.journal_replay_interval_s
     state.replay_loop = ReplayLoop(journal, interval).start()  # replays a restart's leftovers

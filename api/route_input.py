@@ -12,8 +12,6 @@ that ``api.errors`` renders as problem+json.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, TypeAlias, TypeVar
@@ -25,9 +23,21 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from api.errors import MalformedJSONError
-from geo_router.city.coords import parse_bbox, require_lonlat, to_lonlat
+from geo_router.city.coords import (
+    JSON_NUMBER_TYPES,
+    decimal_number,
+    json_number,
+    parse_bbox,
+    require_lonlat,
+    to_lonlat,
+)
 from geo_router.city.router import circle
-from geo_router.errors import BatchTooLargeError, InputError, InvalidGeometryError
+from geo_router.errors import (
+    BatchTooLargeError,
+    InputError,
+    InvalidCoordinatesError,
+    InvalidGeometryError,
+)
 
 __all__ = [
     "MAX_K",
@@ -55,9 +65,6 @@ AXES = ("lon", "lat")
 
 _T = TypeVar("_T")
 
-#: The Python types a JSON number parses to (``bool``, a subclass of int, deliberately not).
-_NUMBER_TYPES = frozenset({float, int})
-
 
 # --- values ---------------------------------------------------------------------------------
 
@@ -74,16 +81,6 @@ def load_json(body: bytes) -> Any:
             f"(line {exc.lineno}, column {exc.colno})",
             detail={"position": exc.pos},
         ) from exc
-
-
-def json_number(value: Any, field: str) -> float:
-    """A JSON number as float; strings, booleans and null are refused naming the field."""
-    if type(value) not in _NUMBER_TYPES:
-        raise InputError(
-            f"{field} must be a number, got {type(value).__name__}",
-            detail={"field": field, "reason": "not a number"},
-        )
-    return float(value)
 
 
 def k_option(value: Any, default: int) -> int:
@@ -131,19 +128,10 @@ def parse_query(raw: bytes) -> dict[str, str]:
     return out
 
 
-def _parse(kind: Callable[[str], _T], text: str | None) -> _T | None:
-    """``kind(text)``, or None when the text is absent or does not parse."""
-    if text is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return kind(text)
-    return None
-
-
 def _query_float(params: dict[str, str], name: str) -> float:
     """A required float query parameter; 422 naming it when missing or not a number."""
     text = params.get(name)
-    value = _parse(float, text)
+    value = None if text is None else decimal_number(text)
     if value is None:
         missing = text is None
         raise InputError(
@@ -160,7 +148,7 @@ def _query_k(params: dict[str, str], default: int) -> int:
     text = params.get("k")
     if not text:
         return default
-    value = _parse(int, text)
+    value = int(text) if text.isascii() and text.isdigit() else None  # not "1_0" nor "٣"
     if value is None:
         raise InputError(
             f"k must be an integer from 1 to {MAX_K}, got {text!r}",
@@ -185,8 +173,33 @@ def parse_point_query(raw_query: bytes, default_k: int) -> PointQuery:
     Raises ``InputError`` / ``InvalidCoordinatesError`` naming the parameter.
     """
     params = parse_query(raw_query)
-    lon, lat = require_lonlat(_query_float(params, "lon"), _query_float(params, "lat"), names=AXES)
+    lon, lat = _query_point(params)
     return PointQuery(lon, lat, _query_k(params, default_k), params.get("category") or None)
+
+
+def _query_point(params: dict[str, str]) -> tuple[float, float]:
+    """``lon`` and ``lat`` of a query, range-checked; a problem lists every bad axis."""
+    errors: list[dict[str, str]] = []
+    values: list[float | None] = []
+    for name in AXES:
+        try:
+            values.append(_query_float(params, name))
+        except InputError as exc:
+            errors.append({"field": name, "message": exc.message})
+            values.append(None)
+    lon, lat = values
+    if lon is not None and lat is not None:
+        return require_lonlat(lon, lat, names=AXES)
+    for value, pair in ((lon, (lon, 0.0)), (lat, (0.0, lat))):
+        if value is not None:  # the axis that is a number may be out of range too
+            try:
+                require_lonlat(*pair, names=AXES)
+            except InvalidCoordinatesError as exc:
+                errors.extend(exc.detail["errors"])
+    raise InputError(
+        "; ".join(e["message"] for e in errors),
+        detail={"field": errors[0]["field"], "reason": "not a number", "errors": errors},
+    )
 
 
 # --- POST /v1/route -----------------------------------------------------------------------
@@ -204,6 +217,7 @@ class RouteQuery:
     location: Location
     category: str | None
     k: int
+    field: str = "body"  #: the request field holding the location (problems name it)
 
 
 def _position(coords: Any, field: str) -> tuple[float, float]:
@@ -217,6 +231,72 @@ def _position(coords: Any, field: str) -> tuple[float, float]:
     return require_lonlat(lon, lat, names=AXES)
 
 
+#: ``crs`` members (GeoJSON 2008) that name what RFC 7946 coordinates are anyway: lon/lat WGS84.
+_LONLAT_CRS_NAMES = frozenset(
+    {"urn:ogc:def:crs:OGC:1.3:CRS84", "OGC:CRS84", "EPSG:4326", "urn:ogc:def:crs:EPSG::4326"}
+)
+
+
+def _check_crs(geometry: dict[str, Any], field: str) -> None:
+    """Refuse a ``crs`` member naming another CRS: its coordinates would be read as lon/lat."""
+    crs = geometry.get("crs")
+    if crs is None:
+        return
+    props = crs.get("properties") if isinstance(crs, dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
+    if name not in _LONLAT_CRS_NAMES:
+        raise InvalidGeometryError(
+            f"{field}.crs {name or crs!r} is not supported: GeoJSON coordinates are WGS84 lon/lat "
+            '(RFC 7946); send other systems as {"x", "y", "crs"}',
+            detail={"field": f"{field}.crs", "reason": "unsupported crs member"},
+        )
+
+
+def _check_rings(rings: Any, field: str) -> None:
+    """A polygon's rings as RFC 7946 has them: lists of at least 4 positions of 2 or 3 JSON
+    numbers, the last equal to the first (shapely would close, pad or convert silently)."""
+    if not isinstance(rings, list) or not rings:
+        raise InvalidGeometryError(
+            f"{field} must be a non-empty list of linear rings",
+            detail={"field": field, "reason": "no rings"},
+        )
+    for i, ring in enumerate(rings):
+        where = f"{field}[{i}]"
+        if not isinstance(ring, list) or len(ring) < 4:
+            raise InvalidGeometryError(
+                f"{where}: a Polygon ring needs at least 4 positions, the last equal to the first",
+                detail={"field": where, "reason": "too few positions"},
+            )
+        try:  # C-speed passes over the positions (a ring may hold a million)
+            lengths = set(map(len, ring))
+        except TypeError:
+            lengths = set()
+        if (
+            not lengths
+            or not lengths <= {2, 3}
+            or len(lengths) > 1
+            or not (set(map(type, chain.from_iterable(ring))) <= JSON_NUMBER_TYPES)
+        ):
+            raise InvalidGeometryError(
+                f"{where} must hold positions [lon, lat] (or [lon, lat, z]) of numbers, "
+                "all of one dimension",
+                detail={"field": where, "reason": "not positions"},
+            )
+        if ring[0] != ring[-1]:
+            raise InvalidGeometryError(
+                f"{where} is not closed: its last position must equal its first",
+                detail={"field": where, "reason": "ring not closed"},
+            )
+        lons = np.fromiter((position[0] for position in ring), np.float64, len(ring))
+        with np.errstate(invalid="ignore"):
+            if np.any(np.abs(np.diff(lons)) > 180.0):
+                raise InvalidGeometryError(
+                    f"{where} crosses the antimeridian (an edge spans more than 180 degrees of "
+                    "longitude): cut it in two at 180 degrees (RFC 7946, section 3.1.9)",
+                    detail={"field": where, "reason": "crosses the antimeridian"},
+                )
+
+
 def _geometry(geometry: Any, field: str) -> Location:
     """The location of a GeoJSON Point, Polygon or MultiPolygon."""
     if not isinstance(geometry, dict):
@@ -226,8 +306,20 @@ def _geometry(geometry: Any, field: str) -> Location:
         )
     gtype = geometry.get("type")
     if gtype == "Point":
+        _check_crs(geometry, field)
         return _position(geometry.get("coordinates"), f"{field}.coordinates")
     if gtype in ("Polygon", "MultiPolygon"):
+        _check_crs(geometry, field)
+        coordinates = geometry.get("coordinates")
+        polygons = [coordinates] if gtype == "Polygon" else coordinates
+        if not isinstance(polygons, list):
+            raise InvalidGeometryError(
+                f"{field}.coordinates must be a list of polygons",
+                detail={"field": f"{field}.coordinates", "reason": "not a list"},
+            )
+        for i, polygon in enumerate(polygons):
+            where = f"{field}.coordinates" + ("" if gtype == "Polygon" else f"[{i}]")
+            _check_rings(polygon, where)
         try:
             return shapely.geometry.shape(geometry)
         except Exception as exc:  # shapely raises many types for malformed rings
@@ -285,19 +377,19 @@ def parse_route_body(data: Any, default_k: int) -> RouteQuery:
     k = k_option(data.get("k", props.get("k")), default_k)
     location: Location
     if kind == "Feature":
-        location = _geometry(data.get("geometry"), "geometry")
+        location, field = _geometry(data.get("geometry"), "geometry"), "geometry"
     elif kind is not None:
-        location = _geometry(data, "body")
+        location, field = _geometry(data, "body"), "body"
     elif "lon" in data or "lat" in data:
-        location = _lonlat(data)
+        location, field = _lonlat(data), "lon"
     elif "x" in data or "y" in data:
-        location = _xy(data)
+        location, field = _xy(data), "x"
     else:
         raise InputError(
             'body needs {"lon", "lat"}, {"x", "y", "crs"}, a GeoJSON Point/Polygon or a Feature',
             detail={"field": "body", "reason": "no location"},
         )
-    return RouteQuery(location, category, k)
+    return RouteQuery(location, category, k, field)
 
 
 # --- POST /v1/route/batch -----------------------------------------------------------------
@@ -358,6 +450,10 @@ def _feature_position(feature: Any) -> Any:
     if isinstance(feature, dict):
         geom = feature.get("geometry")
         if isinstance(geom, dict) and geom.get("type") == "Point":
+            try:
+                _check_crs(geom, "geometry")
+            except InvalidGeometryError:
+                return None  # coordinates in another system are not a [lon, lat] pair
             return geom.get("coordinates")
     return None
 
@@ -367,8 +463,8 @@ def _is_position(row: Any) -> bool:
     return (
         isinstance(row, list)
         and len(row) in (2, 3)
-        and type(row[0]) in _NUMBER_TYPES
-        and type(row[1]) in _NUMBER_TYPES
+        and type(row[0]) in JSON_NUMBER_TYPES
+        and type(row[1]) in JSON_NUMBER_TYPES
     )
 
 
@@ -388,7 +484,7 @@ def _rows_to_arrays(rows: list[Any], field: str) -> tuple[np.ndarray, np.ndarray
     numbers = (
         bool(lengths)
         and lengths <= {2, 3}
-        and set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES
+        and set(map(type, chain.from_iterable(rows))) <= JSON_NUMBER_TYPES
     )
     if numbers and lengths == {2}:
         xy = np.fromiter(chain.from_iterable(rows), np.float64, 2 * n)

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +79,15 @@ def _postgres_url() -> str | None:
     return os.environ.get("GEO_ROUTER_TEST_DATABASE_URL")
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL: SQLite in tmp_path, then PostgreSQL/PostGIS when configured.
+@contextmanager
+def _fresh_database(backend: str, folder: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file in ``folder``, or a PostgreSQL schema.
 
-    The PostgreSQL variant skips with a reason unless GEO_ROUTER_TEST_DATABASE_URL is set; each
-    test gets its own schema there, dropped afterwards.
+    The PostgreSQL variant skips with a reason unless GEO_ROUTER_TEST_DATABASE_URL is set; its
+    schema is dropped afterwards.
     """
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'test.sqlite3'}"
         return
     url = _postgres_url()
     if not url:
@@ -102,10 +101,35 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in url else "?"
-    yield f"{url}{sep}options=-csearch_path%3D{schema},public"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema},public"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=_BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: SQLite in tmp_path, then PostgreSQL/PostGIS when configured.
+
+    The PostgreSQL variant skips with a reason unless GEO_ROUTER_TEST_DATABASE_URL is set; each
+    test gets its own schema there, dropped afterwards.
+    """
+    with _fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=_BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``database_url`` shared by the tests of one module (one app per backend)."""
+    with _fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -95,9 +95,10 @@ def test_every_domain_error_class_has_a_status() -> None:
 @pytest.mark.parametrize(
     ("query", "needle"),
     [
-        ("lon=nan&lat=-6.9", "lon is NaN"),
-        ("lon=107.6&lat=Infinity", "lat is infinite"),
-        ("lon=-inf&lat=-6.9", "lon is infinite"),
+        ("lon=nan&lat=-6.9", "lon must be a number, got 'nan'"),
+        ("lon=107.6&lat=Infinity", "lat must be a number, got 'Infinity'"),
+        ("lon=-inf&lat=-6.9", "lon must be a number, got '-inf'"),
+        ("lon=1e400&lat=-6.9", "lon is infinite"),
         ("lon=190&lat=-6.9", "lon 190 is out of range"),
         ("lon=107.6&lat=-6.9&category=unicorn", "unicorn"),
     ],

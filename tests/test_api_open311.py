@@ -149,6 +149,8 @@ def test_channel_follows_the_key(api: dict[str, Any]) -> None:
         ({"service_code": ""}, 400, "service_code"),
         ({"service_code": "graffiti"}, 400, "graffiti"),
         ({"lat": "north"}, 400, "lat"),
+        ({"lat": "1_0"}, 400, "lat"),  # Python's float() took it as 10.0
+        ({"long": "nan"}, 400, "long"),
         ({"long": ""}, 400, "long"),
         ({"lat": "", "long": ""}, 400, "location"),
         ({"lat": "", "long": "", "address_string": "jl acehh"}, 400, "address"),

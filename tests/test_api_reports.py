@@ -290,3 +290,14 @@ def test_a_registered_callers_number_is_parsed_and_hashed_once(
     admin = client.get(f"/v1/reports/{report_id}", headers=_h(api, "admin")).json()
     # the number, and the home the report lies at
     assert admin["reporter_phone"] == "+6281234567811" and calls == {"decrypt": 2}
+
+
+@pytest.mark.parametrize("value", [True, "107.6", None, [107.6]])
+def test_report_coordinates_are_json_numbers_as_for_route(api: dict[str, Any], value: Any) -> None:
+    # Issue 10, Low: "lon": true was stored as 1.0 and "lon": "107.6" taken, /v1/route refuses both.
+    body = _body(api)
+    body["location"]["lon"] = value
+    r = api["client"].post("/v1/reports", json=body, headers=_h(api, "call"))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "location.lon" in r.text and "must be a number" in r.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
+from api.routers import route as route_module
 from api.routers.route import LeanRoute, point_route
 from api.settings import AppSettings
 from geo_router.encoding.batch import encode_batch_answer, encode_batch_rows
@@ -419,3 +421,50 @@ def test_a_lean_route_refuses_an_endpoint_with_parameters() -> None:
 
     with pytest.raises(TypeError, match="only the Request"):
         LeanRoute("/x", endpoint, methods=["GET"])
+
+
+@pytest.mark.parametrize("text", ["1_07", "nan", "inf", "\u0661\u0660\u0667"])
+def test_query_coordinates_take_only_decimal_numbers(app_client: TestClient, text: str) -> None:
+    r = app_client.get("/v1/route", params={"lon": text, "lat": "-6.9"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "lon"
+
+
+def _ring(lon: float, lat: float, n: int, radius: float = 0.002) -> list[list[float]]:
+    """A closed counter-clockwise ring of ``n`` vertices around (lon, lat)."""
+    angles = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    ring = [[lon + radius * float(np.cos(a)), lat + radius * float(np.sin(a))] for a in angles]
+    return [*ring, ring[0]]
+
+
+def test_a_big_polygon_is_parsed_off_the_event_loop(
+    app_client: TestClient, inside_points: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 10, Low: a 250,000-vertex polygon stalled every other request for ~0.3 s while
+    # it was parsed on the event loop. The parse here waits until a cheap request has been
+    # answered: it can only be answered if the parse does not hold the event loop.
+    _, lon, lat = inside_points[0]
+    started, answered = threading.Event(), threading.Event()
+    real_parse = route_module.parse_route_body
+
+    def slow_parse(data: Any, default_k: int) -> Any:
+        started.set()
+        answered.wait(10)
+        return real_parse(data, default_k)
+
+    monkeypatch.setattr(route_module, "parse_route_body", slow_parse)
+    body = {"type": "Polygon", "coordinates": [_ring(lon, lat, 2_000)]}
+    assert len(orjson.dumps(body)) > route_module.INLINE_BODY_BYTES
+    big: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: big.update(r=app_client.post("/v1/route", json=body)))
+    worker.start()
+    assert started.wait(10)
+    t0 = time.perf_counter()
+    cheap = app_client.get("/v1/route", params={"lon": lon, "lat": lat})
+    waited = time.perf_counter() - t0
+    answered.set()
+    worker.join(30)
+    assert cheap.status_code == 200
+    assert waited < 5.0  # generous: on the event loop the parse held it for 10 s
+    assert big["r"].status_code == 200, big["r"].text
+    assert big["r"].json()["zones"]

@@ -399,3 +399,14 @@ def test_erase_on_request(client: TestClient, keys: dict, points: list) -> None:
         problem = client.post("/v1/subscribers/erase", json=bad, headers=keys["admin"])
         assert problem.status_code == 422, (bad, problem.text)
         assert problem.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("value", [True, "107.6"])
+def test_subscriber_coordinates_are_json_numbers(
+    client: TestClient, keys: dict, points: list, value: Any
+) -> None:
+    body = _body(points, phone="0812 7777 1234")
+    body["location"]["lon"] = value
+    r = client.post("/v1/subscribers", json=body, headers=keys["intake"])
+    assert r.status_code == 422, r.text
+    assert "location.lon" in r.text and "must be a number" in r.text

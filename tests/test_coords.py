@@ -14,8 +14,10 @@ from geo_router.city.coords import (
     GEOD,
     box_problem,
     check_lonlat,
+    decimal_number,
     geodesic_inverse,
     get_transformer,
+    json_number,
     local_utm,
     parse_bbox,
     require_lonlat,
@@ -218,3 +220,56 @@ def test_parse_bbox_rules() -> None:
             parse_bbox(bad)
     assert box_problem(0, 0, 1, 1) is None
     assert "out of range" in str(box_problem(0, 0, 200, 1))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("107.6", 107.6),
+        ("-6.9", -6.9),
+        ("+6.9", 6.9),
+        (" 6.9 ", 6.9),
+        ("1e-3", 0.001),
+        ("7", 7.0),
+        (".5", 0.5),
+        ("5.", 5.0),
+        ("1e400", math.inf),
+    ],
+)
+def test_decimal_number_reads_the_decimal_grammar(text: str, value: float) -> None:
+    assert decimal_number(text) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1_0",
+        "nan",
+        "NaN",
+        "inf",
+        "-Infinity",
+        "\u0661\u0660",
+        "\uff11",
+        "0x10",
+        "1e",
+        "",
+        "--1",
+        "1,5",
+    ],
+)
+def test_decimal_number_refuses_what_python_float_also_takes(text: str) -> None:
+    # Issue 10, Low: Open311 took lat=1_0 as 10.0 (Python's float syntax leaked).
+    assert decimal_number(text) is None
+
+
+@pytest.mark.parametrize("bad", [True, False, None, "107.6", [107.6], {"v": 1}])
+def test_json_number_refuses_booleans_strings_and_null(bad: object) -> None:
+    with pytest.raises(InputError) as info:
+        json_number(bad, "lon")
+    assert info.value.detail["field"] == "lon"
+
+
+def test_parse_bbox_takes_only_decimal_numbers() -> None:
+    assert parse_bbox("107,-7,108,-6") == (107.0, -7.0, 108.0, -6.0)
+    with pytest.raises(InputError, match="4 numbers"):
+        parse_bbox("1_07,-7,108,-6")

@@ -195,9 +195,16 @@ def test_parse_post_errors(form: dict[str, str], field: str) -> None:
 
 
 def test_non_finite_coordinates_are_refused() -> None:
-    post = open311.parse_post({"service_code": "waste", "lat": "nan", "long": "2"})
+    post = open311.parse_post({"service_code": "waste", "lat": "1e400", "long": "2"})
     with pytest.raises(InvalidCoordinatesError):
         post.to_report_input("web")
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "1_0", "\u0661\u0660"])
+def test_only_decimal_numbers_are_coordinates(text: str) -> None:
+    # Issue 10, Low: Python's float() took "1_0" as 10.0.
+    with pytest.raises(InputError, match="lat must be a number"):
+        open311.parse_post({"service_code": "waste", "lat": text, "long": "2"})
 
 
 def test_parse_query() -> None:

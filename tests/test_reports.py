@@ -4,8 +4,10 @@ lifecycle, views."""
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -311,6 +313,51 @@ def test_rate_limit_refuses_non_emergency_and_flags_emergency(
         service.create(_body(inside, reporter_phone=REGISTERED), actor=CALL)
     clock.advance(minutes=10)
     assert service.create(_body(inside, reporter_phone=REGISTERED), actor=CALL).flags == []
+
+
+def _file_in_parallel(service: ReportService, body: dict[str, Any], n: int) -> list[Any]:
+    """File ``body`` from ``n`` threads released at once: reports, or the errors raised."""
+    barrier = threading.Barrier(n)
+
+    def one(_: int) -> Any:
+        barrier.wait()
+        try:
+            return service.create(body, actor=CALL)
+        except RateLimitedError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_rate_limit_holds_for_parallel_filings_from_a_fresh_number(
+    engine: Any, city: Any, inside: Any, clock: FakeClock
+) -> None:
+    # Issue 10, Medium 5: the count was read outside the write, so 40 parallel filings
+    # from a fresh number got 21 to 40 through a limit of 20.
+    service = make_service(
+        engine, lambda: city, Secrets.generate(), rate_limit_per_hour=20, clock=clock
+    )
+    results = _file_in_parallel(service, _body(inside, reporter_phone=STRANGER), 40)
+    accepted = [r for r in results if not isinstance(r, RateLimitedError)]
+    assert len(accepted) == 20
+    assert all(r.retry_after_s >= 1 for r in results if isinstance(r, RateLimitedError))
+    assert _count(engine, reports) == 20
+
+
+def test_parallel_emergencies_over_the_limit_are_all_stored_and_flagged(
+    engine: Any, city: Any, inside: Any, clock: FakeClock
+) -> None:
+    service = make_service(
+        engine, lambda: city, Secrets.generate(), rate_limit_per_hour=20, clock=clock
+    )
+    body = _body(inside, category="fire", reporter_phone=STRANGER)
+    results = _file_in_parallel(service, body, 40)
+    assert not any(isinstance(r, RateLimitedError) for r in results)
+    flagged = [r for r in results if "rate_limited" in r.flags]
+    assert len(flagged) == 20
+    assert all(r.decision["flags"] == r.flags for r in results)
+    assert _count(engine, reports) == 40
 
 
 def test_repeat_false_reports_flag_and_nuisance_record(

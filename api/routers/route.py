@@ -29,6 +29,7 @@ from api.deps import require_roles, router_or_503
 from api.request_ids import request_id_of
 from api.route_input import (
     MAX_K,
+    RouteQuery,
     load_json,
     parse_batch_body,
     parse_point_query,
@@ -39,6 +40,7 @@ from api.serialize import ORJSONResponse, json_response
 from geo_router.encoding.batch import encode_batch_answer
 from geo_router.encoding.json import dumps, route_answer_dict
 from geo_router.encoding.point import encode_point_hits
+from geo_router.errors import InvalidGeometryError
 
 __all__ = ["ROUTE_ROLES", "LeanRoute", "include_routes", "point_route", "router"]
 
@@ -141,6 +143,16 @@ point_route = LeanRoute(
 )
 
 
+#: Bodies up to this size are parsed on the event loop (a point or a small polygon: a thread
+#: hop would cost more); bigger ones, heavy geometry, in a worker thread.
+INLINE_BODY_BYTES = 16 * 1024
+
+
+def read_route_body(body: bytes, default_k: int) -> RouteQuery:
+    """Parse a ``POST /v1/route`` body: JSON, then the location (shapely for polygons)."""
+    return parse_route_body(load_json(body), default_k)
+
+
 def include_routes(app: FastAPI) -> None:
     """Add the routing endpoints to ``app``: ``GET /v1/route`` first, then the others."""
     app.router.routes.insert(0, point_route)
@@ -161,17 +173,27 @@ async def route_location(
     request: Request, _principal: Principal = Depends(ROUTE_ROLES)
 ) -> Response:
     """Route one location given as a JSON body; circles and polygons list zone shares."""
-    query = parse_route_body(
-        load_json(await request.body()), request.app.state.settings.routing.default_k
+    body = await request.body()
+    query = (
+        read_route_body(body, request.app.state.settings.routing.default_k)
+        if len(body) <= INLINE_BODY_BYTES
+        # A big polygon takes seconds to parse: in a worker thread the event loop stays free.
+        else await run_in_threadpool(
+            read_route_body, body, request.app.state.settings.routing.default_k
+        )
     )
     city = router_or_503(request)
     location = query.location
     if isinstance(location, tuple):
         result: Any = city.route(*location, category=query.category, k=query.k)
     else:
-        result = await run_in_threadpool(
-            city.route_area, location, category=query.category, k=query.k
-        )
+        try:
+            result = await run_in_threadpool(
+                city.route_area, location, category=query.category, k=query.k
+            )
+        except InvalidGeometryError as exc:  # the router knows the area, not the request
+            exc.detail.setdefault("field", query.field)
+            raise
     return json_response(dumps(route_answer_dict(result, request_id_of(request.scope))))
 
 

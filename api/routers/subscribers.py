@@ -21,6 +21,7 @@ from api.auth import Principal
 from api.deps import get_subscriber_service, require_roles
 from api.errors import PROBLEM_TYPE_BASE, problem_body, problem_response, request_id_of
 from api.serialize import json_response
+from geo_router.city.coords import Coordinate
 from geo_router.errors import InputError
 from geo_router.intake.subscribers.csv_import import ImportSummary
 from geo_router.intake.subscribers.models import MAX_PAGE
@@ -68,10 +69,10 @@ def _is_duplicate(exc: InputError) -> bool:
 class LonLat(BaseModel):
     """A location in EPSG:4326, GeoJSON order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    lon: float = Field(examples=[107.6191])
-    lat: float = Field(examples=[-6.9175])
+    lon: Coordinate = Field(examples=[107.6191])
+    lat: Coordinate = Field(examples=[-6.9175])
 
 
 class SubscriberCreate(BaseModel):

@@ -7,13 +7,14 @@ distances are never computed in degrees.
 
 from __future__ import annotations
 
-import contextlib
+import re
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import pyproj
+from pydantic import BeforeValidator
 from pyproj.exceptions import CRSError
 
 from geo_router.errors import InputError, InvalidCoordinatesError, UnknownCRSError
@@ -21,11 +22,15 @@ from geo_router.errors import InputError, InvalidCoordinatesError, UnknownCRSErr
 __all__ = [
     "AXIS_NAMES",
     "GEOD",
+    "JSON_NUMBER_TYPES",
+    "Coordinate",
     "as_float_array",
     "box_problem",
     "check_lonlat",
+    "decimal_number",
     "geodesic_inverse",
     "get_transformer",
+    "json_number",
     "local_utm",
     "parse_bbox",
     "require_lonlat",
@@ -43,6 +48,55 @@ AXIS_NAMES = ("longitude", "latitude")
 
 #: Scalar types the range check takes without numpy (``bool`` is deliberately absent).
 _PLAIN_NUMBERS = (float, int, np.float64, np.float32, np.int64, np.int32)
+
+
+#: The Python types a JSON number parses to (``bool``, a subclass of int, deliberately not).
+JSON_NUMBER_TYPES = frozenset({float, int})
+
+#: Decimal numbers as text: ASCII digits, one optional sign, point and exponent. Python's
+#: float() also takes "1_0", "nan", "infinity" and non-ASCII digits, none of them coordinates.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def json_number(value: Any, field: str) -> float:
+    """A JSON number as float: the one reader of numbers in JSON bodies.
+
+    Strings, booleans (Python and numpy would take ``true`` for 1) and null are refused
+    with an :class:`InputError` naming ``field``; the range is checked elsewhere
+    (:func:`require_lonlat`).
+    """
+    if type(value) not in JSON_NUMBER_TYPES:
+        raise InputError(
+            f"{field} must be a number, got {type(value).__name__}",
+            detail={"field": field, "reason": "not a number"},
+        )
+    return float(value)
+
+
+def _coordinate(value: Any) -> float:
+    """:func:`json_number` for pydantic (which turns a ValueError into a field error)."""
+    try:
+        return json_number(value, "a coordinate")
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
+#: A coordinate field of a pydantic model: read by :func:`json_number`, then a float
+#: (pydantic alone would take ``true`` as 1.0 and ``"107.6"`` as 107.6).
+Coordinate = Annotated[float, BeforeValidator(_coordinate)]
+
+
+def decimal_number(text: str) -> float | None:
+    """A number written as text (query strings, forms): the one reader of numbers in text.
+
+    Only the decimal grammar (``-6.9``, ``107``, ``1e-3``; surrounding spaces allowed) is
+    read; anything else, "1_0", "nan", "inf" and non-ASCII digits included, gives None.
+    A number too large for a float reads as infinity, which the range check refuses.
+    """
+    text = text.strip(" \t\r\n")
+    if _DECIMAL.fullmatch(text) is None:
+        return None
+    return float(text)
 
 
 def as_float_array(values: Any) -> np.ndarray:
@@ -221,9 +275,9 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     """
     if text is None:
         return None
-    values: list[float] = []
-    with contextlib.suppress(ValueError):  # a word among the numbers: "must be 4 numbers"
-        values = [float(part) for part in text.split(",")]
+    parts = [decimal_number(part) for part in text.split(",")]
+    # a word among the numbers: "must be 4 numbers"
+    values = [v for v in parts if v is not None] if None not in parts else []
     if len(values) == 6:
         values = [values[0], values[1], values[3], values[4]]
     if len(values) != 4:

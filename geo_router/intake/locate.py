@@ -19,15 +19,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from geo_router.errors import InputError
+from geo_router.errors import InputError, InvalidCoordinatesError
 from geo_router.intake.phones import PhoneNumber
 from geo_router.store.schema import ReportLocationSource
 from geo_router.store.subscribers_repo import Registration, SubscribersRepo
 
 if TYPE_CHECKING:  # the geocoder (pandas) loads only with a city that has address points
+    from geo_router.city.models import RouteResult
+    from geo_router.city.router import Router
     from geo_router.intake.geocode import GeocodeCandidate, GeocodeResult
 
-__all__ = ["AddressGeocoder", "Caller", "Located", "Locator"]
+__all__ = ["AddressGeocoder", "Caller", "Located", "Locator", "route_located"]
+
+#: The router's axis names -> the request fields of a given location (problems name these).
+_GIVEN_FIELDS = {"longitude": "location.lon", "latitude": "location.lat"}
 
 #: Candidates an error for a weak address match lists.
 MAX_CANDIDATES = 5
@@ -155,3 +160,22 @@ class Locator:
             "a location or a geocodable address is required: the address matched nothing",
             detail={"field": "address", "reason": "no match"},
         )
+
+
+def route_located(
+    router: Router, located: Located, *, k: int, category: str | None = None
+) -> RouteResult:
+    """Route a located report or home; the problems of a given point name its request fields
+    (``location.lon``, ``location.lat``), the router's hints (a possible axis swap) kept."""
+    try:
+        return router.route(located.lon, located.lat, category=category, k=k)
+    except InvalidCoordinatesError as exc:
+        if located.source != "given":
+            raise
+        detail = dict(exc.detail)
+        detail["field"] = _GIVEN_FIELDS.get(str(detail.get("field")), detail.get("field"))
+        detail["errors"] = [
+            {**error, "field": _GIVEN_FIELDS.get(error.get("field"), error.get("field"))}
+            for error in detail.get("errors") or []
+        ]
+        raise InvalidCoordinatesError(exc.message, detail=detail) from None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from geo_router.city.coords import decimal_number
 from geo_router.city.profile import CategorySpec
 from geo_router.errors import InputError
 from geo_router.intake.reports.models import (
@@ -381,13 +382,13 @@ def _float(form: Mapping[str, Any], name: str) -> float | None:
     text = _first(form, name)
     if text is None:
         return None
-    try:
-        return float(text)
-    except ValueError:
+    value = decimal_number(text)
+    if value is None:
         raise InputError(
             f"{name} must be a number (WGS84 decimal degrees), got {text!r}",
             detail={"field": name, "reason": "not a number"},
-        ) from None
+        )
+    return value
 
 
 def parse_post(form: Mapping[str, Any]) -> Open311Post:

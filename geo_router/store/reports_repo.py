@@ -45,6 +45,7 @@ __all__ = [
     "IdempotencyEntry",
     "ImportedReports",
     "NuisanceRecord",
+    "NumberWindow",
     "Report",
     "ReportQuery",
     "ReportsRepo",
@@ -170,6 +171,21 @@ class IdempotencyEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class NumberWindow:
+    """The recent reports of one number, read inside the write transaction of a new one.
+
+    ``admit`` gets the creation times of the newest ``limit`` reports of ``phone_hash`` after
+    ``since`` (newest first) while concurrent filings from that number wait, and raises to
+    refuse the report (nothing is written) or returns to let it be written.
+    """
+
+    phone_hash: str
+    since: datetime
+    limit: int
+    admit: Callable[[list[datetime]], None]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredAnswer:
     """The first answer given for an idempotency key, and the hash of its request."""
 
@@ -195,6 +211,10 @@ class ImportedReports:
     updated_at: datetime
     zones: list[tuple[str, str, str]]
 
+
+#: First key of the PostgreSQL advisory locks that serialize filings of one number (the
+#: second key is the number's hash); arbitrary, apart from the migration lock.
+_PG_NUMBER_LOCK = 0x6E75_6D62  # "numb"
 
 #: geom-column answers per database URL (a repository is made per request; the answer holds).
 _GEOM_CACHE: dict[str, bool] = {}
@@ -255,6 +275,17 @@ def _stored_answer(response: dict[str, Any], cipher: Cipher | None) -> dict[str,
     return opened
 
 
+def _recent_query(phone_hash: str, since: datetime, limit: int) -> sa.Select[Any]:
+    """Creation times of the newest ``limit`` reports of a number after ``since``."""
+    c = reports.c
+    return (
+        sa.select(c.created_at)
+        .where(c.reporter_phone_hash == phone_hash, c.created_at > since)
+        .order_by(c.created_at.desc())
+        .limit(limit)
+    )
+
+
 def _visible(channel_scope: str | None) -> list[sa.ColumnElement[bool]]:
     """WHERE conditions limiting reports to one channel (None: every channel)."""
     return [reports.c.channel == channel_scope] if channel_scope else []
@@ -296,12 +327,21 @@ class ReportsRepo:
         return StoredAnswer(row.request_hash, Report.from_dict(answer))
 
     def insert(
-        self, report: Report, *, actor: str, idempotency: IdempotencyEntry | None = None
+        self,
+        report: Report,
+        *,
+        actor: str,
+        idempotency: IdempotencyEntry | None = None,
+        window: NumberWindow | None = None,
     ) -> bool:
         """Write a report, its zones, its first history entry and its idempotency key at once.
 
         With ``idempotency``, expired keys are purged first (the index on their creation
         time keeps this to the expired rows), which also frees an expired key used again.
+        With ``window``, the number's recent reports are read and ``window.admit`` decides in
+        the same transaction, serialized per number (SQLite: ``BEGIN IMMEDIATE`` holds the
+        write lock; PostgreSQL: a transaction advisory lock on the number's hash), so that
+        parallel filings cannot all see the same count.
 
         Returns
         -------
@@ -311,6 +351,8 @@ class ReportsRepo:
         """
         try:
             with write_transaction(self.engine) as conn:
+                if window is not None:
+                    window.admit(self._recent_times(conn, window))
                 conn.execute(reports.insert().values(**_report_values(report, self.cipher)))
                 if report.zones:
                     conn.execute(
@@ -517,15 +559,18 @@ class ReportsRepo:
 
     def recent_times(self, phone_hash: str, *, since: datetime, limit: int) -> list[datetime]:
         """Creation times of the newest ``limit`` reports of a number after ``since``."""
-        c = reports.c
-        query = (
-            sa.select(c.created_at)
-            .where(c.reporter_phone_hash == phone_hash, c.created_at > since)
-            .order_by(c.created_at.desc())
-            .limit(limit)
-        )
         with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
+            return list(conn.execute(_recent_query(phone_hash, since, limit)).scalars())
+
+    @staticmethod
+    def _recent_times(conn: sa.Connection, window: NumberWindow) -> list[datetime]:
+        """``recent_times`` inside a write transaction, after taking the number's lock."""
+        if conn.dialect.name == "postgresql":
+            # Read committed: the SELECT after the lock sees every filing that held it before.
+            key = sa.func.hashtext(window.phone_hash)
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_NUMBER_LOCK, key)))
+        query = _recent_query(window.phone_hash, window.since, window.limit)
+        return list(conn.execute(query).scalars())
 
     # -- bulk import ----------------------------------------------------------------------
 

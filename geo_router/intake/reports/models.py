@@ -11,7 +11,6 @@ registered caller's home is shown at a point of its zone, never at the home.
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -19,8 +18,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
+from geo_router.city.coords import Coordinate, box_problem, json_number, parse_bbox
 from geo_router.errors import InputError, InvalidCoordinatesError
 from geo_router.store.reports_repo import PRIVATE_FIELDS, Report, ReportQuery, StatusChange
 from geo_router.store.schema import LiveChannel, ReportChannel, ReportStatus
@@ -117,8 +123,8 @@ class Location(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    lon: float
-    lat: float
+    lon: Coordinate
+    lat: Coordinate
 
 
 class ReportInput(BaseModel):
@@ -191,30 +197,20 @@ class ReportFilters(BaseModel):
 
     @field_validator("bbox", mode="before")
     @classmethod
-    def _split_bbox(cls, value: object) -> object:
-        if isinstance(value, str):
-            parts = value.split(",")
-            if len(parts) != 4:
-                raise ValueError("bbox must be minlon,minlat,maxlon,maxlat")
-            return tuple(p.strip() for p in parts)
-        return value
-
-    @field_validator("bbox")
-    @classmethod
-    def _check_bbox(
-        cls, value: tuple[float, float, float, float] | None
-    ) -> tuple[float, float, float, float] | None:
-        if value is None:
-            return None
-        minlon, minlat, maxlon, maxlat = value
-        if not all(math.isfinite(v) for v in value):
-            raise ValueError("bbox values must be finite numbers")
-        if not (-180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90):
-            raise ValueError(
-                "bbox must be minlon,minlat,maxlon,maxlat with min <= max, lon in "
-                "[-180, 180] and lat in [-90, 90]"
-            )
-        return value
+    def _read_bbox(cls, value: object) -> object:
+        # The one bbox reader (coords.parse_bbox) for text; a sequence gets the same checks.
+        try:
+            if value is None or isinstance(value, str):
+                return parse_bbox(value)
+            if isinstance(value, list | tuple) and len(value) == 4:
+                box = tuple(json_number(v, "bbox") for v in value)
+                problem = box_problem(*box)
+                if problem is None:
+                    return box
+                raise ValueError(f"bbox {list(box)}: {problem}")
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+        raise ValueError("bbox must be minlon,minlat,maxlon,maxlat")
 
     @field_validator("created_from", "created_to")
     @classmethod

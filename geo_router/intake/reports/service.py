@@ -40,7 +40,7 @@ from geo_router.errors import (
     UnknownCategoryError,
 )
 from geo_router.intake.audit import AuditService
-from geo_router.intake.locate import Caller, Located, Locator
+from geo_router.intake.locate import Caller, Located, Locator, route_located
 from geo_router.intake.phones import PhoneNumber, mask_phone
 from geo_router.intake.reports.models import (
     TRANSITIONS,
@@ -61,7 +61,12 @@ from geo_router.intake.reports.pending import (
 )
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
-from geo_router.store.reports_repo import IdempotencyEntry, ReportsRepo, StoredAnswer
+from geo_router.store.reports_repo import (
+    IdempotencyEntry,
+    NumberWindow,
+    ReportsRepo,
+    StoredAnswer,
+)
 from geo_router.store.schema import (
     CHANNELS,
     PENDING_STORE,
@@ -370,13 +375,55 @@ class ReportService:
             if replay is not None:
                 return replay
         report = self._new_report(draft)
-        if not self.reports.insert(report, actor=_actor_label(draft.actor), idempotency=entry):
+        try:
+            written = self.reports.insert(
+                report,
+                actor=_actor_label(draft.actor),
+                idempotency=entry,
+                window=self._window(report),
+            )
+        except RateLimitedError:
+            # A concurrent request with the same key may have filed it first: answer as it did.
+            replay = self._replay(entry) if entry is not None else None
+            if replay is None:
+                raise
+            return replay
+        if not written:
             # A concurrent request with the same Idempotency-Key won the race: answer as it did.
             replay = self._replay(entry) if entry is not None else None
             if replay is None:
                 raise RuntimeError("the report was refused by a constraint of the store")
             return replay
         return report
+
+    def _window(self, report: Report) -> NumberWindow | None:
+        """The per-number rate limit of ``report``, decided inside its write transaction.
+
+        Over the limit, a non-emergency report is refused (``RateLimitedError``) and an
+        emergency is stored with the ``rate_limited`` flag: emergencies are never refused.
+        """
+        if report.reporter_phone_hash is None:
+            return None
+        now = report.created_at
+
+        def admit(recent: builtins.list[datetime]) -> None:
+            retry_after = self._retry_after(recent, now)
+            if retry_after is None:
+                return
+            if not report.emergency:
+                raise RateLimitedError(
+                    f"this number filed {self.rate_limit_per_hour} or more reports in the last "
+                    f"hour; retry in {retry_after} s (emergency categories are never limited)",
+                    retry_after_s=retry_after,
+                    detail={"limit_per_hour": self.rate_limit_per_hour},
+                )
+            if "rate_limited" not in report.flags:
+                report.flags.append("rate_limited")
+                report.decision["flags"] = builtins.list(report.flags)
+
+        return NumberWindow(
+            report.reporter_phone_hash, now - RATE_WINDOW, self.rate_limit_per_hour, admit
+        )
 
     def _new_report(self, draft: _Draft, *, offline: bool = False) -> Report:
         """Locate, screen and route a report (nothing is written).
@@ -430,7 +477,7 @@ class ReportService:
         self, report: Report, router: Router, located: Located, request_id: str | None
     ) -> Report:
         """``report`` at ``located``, routed by ``router``, its decision kept."""
-        route = router.route(located.lon, located.lat, category=report.category, k=self.k)
+        route = route_located(router, located, category=report.category, k=self.k)
         flags = list(report.flags)
         flags.extend(str(w) for w in route.warnings if str(w) not in flags)
         return replace(
@@ -477,7 +524,7 @@ class ReportService:
         caller = None
         try:
             caller = self.locator.caller(phone) if phone is not None else None
-            return caller, self._screen(caller, category, now)
+            return caller, self._screen(caller)
         except StoreUnavailableError:
             if not offline:
                 raise
@@ -542,36 +589,26 @@ class ReportService:
             )
         return channel
 
-    def _screen(self, caller: Caller | None, category: CategoryRoute, now: datetime) -> list[str]:
-        """Abuse-screening flags of the caller; refuses non-emergency reports over the limit."""
+    def _screen(self, caller: Caller | None) -> list[str]:
+        """Abuse-screening flags of the caller (the rate limit is decided at the write)."""
         if caller is None:
             return []
         flags: list[str] = []
         if not caller.registered:
             flags.append("unregistered_caller")
-        phone_hash = caller.phone.hash
-        if self.reports.nuisance(phone_hash).false_reports >= REPEAT_FALSE_THRESHOLD:
+        if self.reports.nuisance(caller.phone.hash).false_reports >= REPEAT_FALSE_THRESHOLD:
             flags.append("repeat_false_reports")
-        retry_after = self._retry_after(phone_hash, now)
-        if retry_after is not None:
-            if not category.emergency:
-                raise RateLimitedError(
-                    f"this number filed {self.rate_limit_per_hour} or more reports in the last "
-                    f"hour; retry in {retry_after} s (emergency categories are never limited)",
-                    retry_after_s=retry_after,
-                    detail={"limit_per_hour": self.rate_limit_per_hour},
-                )
-            flags.append("rate_limited")
         return flags
 
-    def _retry_after(self, phone_hash: str, now: datetime) -> int | None:
-        """Seconds until the number is under its hourly limit again; None when it is now."""
-        limit = self.rate_limit_per_hour
-        recent = self.reports.recent_times(phone_hash, since=now - RATE_WINDOW, limit=limit)
-        if len(recent) < limit:
+    def _retry_after(self, recent: builtins.list[datetime], now: datetime) -> int | None:
+        """Seconds until the number is under its hourly limit again; None when it is now.
+
+        ``recent``: creation times of its newest reports in the window, newest first.
+        """
+        if len(recent) < self.rate_limit_per_hour:
             return None
         # Once the limit-th newest report leaves the window, the count drops below the limit.
-        wait = (recent[-1] + RATE_WINDOW - now).total_seconds()
+        wait = (recent[self.rate_limit_per_hour - 1] + RATE_WINDOW - now).total_seconds()
         return max(1, math.ceil(wait))
 
     # ---------------------------------------------------------------- read

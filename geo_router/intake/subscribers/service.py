@@ -18,7 +18,7 @@ from geo_router.city.models import RouteResult
 from geo_router.encoding.json import route_result_dict
 from geo_router.errors import InputError, NotFoundError
 from geo_router.intake.audit import AuditService, Who, phone_subject
-from geo_router.intake.locate import AddressGeocoder, Located, Locator
+from geo_router.intake.locate import AddressGeocoder, Located, Locator, route_located
 from geo_router.intake.phones import PhoneNumber, mask_phone
 from geo_router.intake.router_source import RouterSource, router_getter
 from geo_router.intake.secrets import Secrets
@@ -363,7 +363,7 @@ class SubscriberService:
         return PhoneNumber.parse(text, self.region, self.secrets)
 
     def _route(self, located: Located) -> RouteResult:
-        return self.router().route(located.lon, located.lat, k=RESPONDERS_K)
+        return route_located(self.router(), located, k=RESPONDERS_K)
 
     def _row(self, subscriber_id: str) -> SubscriberRow:
         row = self.subscribers.get(subscriber_id)
