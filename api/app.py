@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 import geo_router
 from api import schemas
+from api.admission import Admission, AdmissionLimits
 from api.auth import Authenticator
 from api.errors import install_error_handlers
 from api.middleware import ApiMiddleware
@@ -211,6 +212,34 @@ def _make_lifespan(
     return lifespan
 
 
+def admission_for(app: FastAPI) -> Admission:
+    """The app's admission control: its ``ApiSettings`` limits, its city's emergencies."""
+    api = app.state.settings.api
+    limits = AdmissionLimits(
+        route=api.admit_route,
+        intake=api.admit_intake,
+        other=api.admit_other,
+        queue_wait_s=api.admit_queue_wait_ms / 1000,
+        shed_lag_s=api.shed_lag_ms / 1000,
+        retry_after_s=api.retry_after_s,
+    )
+    cache: dict[int, frozenset[str]] = {}
+
+    def emergency_codes() -> frozenset[str]:
+        router = app.state.router
+        if router is None:
+            return frozenset()
+        snapshot = router.snapshot
+        codes = cache.get(id(snapshot))
+        if codes is None:  # a new snapshot (first use, or a reload): compute it once
+            cache.clear()
+            codes = frozenset(c for c, cat in snapshot.categories.items() if cat.emergency)
+            cache[id(snapshot)] = codes
+        return codes
+
+    return Admission(limits, emergency_codes)
+
+
 def _custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """OpenAPI with the request-body schemas that handlers parse themselves."""
 
@@ -309,8 +338,14 @@ def create_app(
     state.metrics = Metrics()
 
     install_error_handlers(app)
-    # One layer: request id (outermost), catch-all 500, metrics, body limit (innermost).
-    app.add_middleware(ApiMiddleware, metrics=state.metrics, max_bytes=settings.api.max_body_bytes)
+    # One layer: request id (outermost), catch-all 500, metrics, body limit, admission.
+    state.admission = admission_for(app)
+    app.add_middleware(
+        ApiMiddleware,
+        metrics=state.metrics,
+        max_bytes=settings.api.max_body_bytes,
+        admission=state.admission,
+    )
 
     route.include_routes(app)  # GET /v1/route first among the app's routes: the hot path
     for module in (collections, info, health, metrics):

@@ -46,6 +46,24 @@ class ApiSettings(EnvironmentSettings):
         ),
     )
 
+    admit_route: int = Field(
+        64, ge=1, description="Non-emergency routing requests in flight before queueing."
+    )
+    admit_intake: int = Field(
+        8, ge=1, description="Non-emergency intake requests in flight before queueing."
+    )
+    admit_other: int = Field(8, ge=1, description="Other requests in flight before queueing.")
+    admit_queue_wait_ms: int = Field(
+        1000, ge=0, le=60_000, description="How long a queued lower-class request may wait."
+    )
+    shed_lag_ms: int = Field(
+        200,
+        ge=1,
+        le=60_000,
+        description="Event-loop lag over which every non-emergency request is shed (503).",
+    )
+    retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of a shed request.")
+
 
 api_settings = cached_factory(ApiSettings)
 
