@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` opens the store and loads the secrets before serving; the city
 (``Router`` + geocoder) loads in a background thread so ``/livez`` answers at once while
-``/readyz`` stays 503 until the layers are in. The app is built from an ``AppSettings``;
-each step is handed the part it needs (routing, store, secrets, server, api).
+``/readyz`` stays 503 until the layers are in. A served process (``create_app_from_env``)
+waits for the city in its startup instead, so its server accepts only once it is ready.
+The app is built from an ``AppSettings``; each step is handed the part it needs (routing,
+store, secrets, server, api).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import geo_router
 from api import schemas
 from api.admission import Admission, AdmissionLimits
 from api.auth import Authenticator
+from api.client_address import TrustedProxies
 from api.errors import install_error_handlers
 from api.middleware import ApiMiddleware
 from api.request_metrics import Metrics
@@ -185,7 +188,10 @@ def _claim_store_city(settings: AppSettings, store: Store) -> str | None:
 
 
 def _make_lifespan(
-    loader: CityLoader, store_opener: StoreOpener, secrets_loader: SecretsLoader
+    loader: CityLoader,
+    store_opener: StoreOpener,
+    secrets_loader: SecretsLoader,
+    wait_for_city: bool,
 ) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,6 +204,8 @@ def _make_lifespan(
             app.state.auth = Authenticator(store.keys, settings.server.host)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)
+            if wait_for_city:  # the server accepts only after this: no request meets "loading"
+                await run_in_threadpool(app.state.loader_thread.join)
         else:
             # Not ready, ever: /readyz answers 503 with the refusal; the store stays unused.
             app.state.load_error = refused
@@ -290,6 +298,7 @@ def create_app(
     city_loader: CityLoader | None = None,
     store_opener: StoreOpener | None = None,
     secrets_loader: SecretsLoader | None = None,
+    wait_for_city: bool = False,
 ) -> FastAPI:
     """Build the geo_router FastAPI application.
 
@@ -300,6 +309,11 @@ def create_app(
     city_loader, store_opener, secrets_loader
         Replacements for :func:`load_city` (of the routing part), :func:`open_store`,
         :func:`open_secrets`; each is called with the whole ``AppSettings``.
+    wait_for_city
+        Finish the lifespan startup only once the city is loaded (or failed to load). A
+        server accepts connections after its app's startup, so a served worker never takes
+        traffic it would answer 503 "loading" (rolling restarts hand over cleanly); in tests
+        and embedded use the city loads in the background and ``/readyz`` tells.
     """
     settings = settings or AppSettings.from_env()
     app = FastAPI(
@@ -323,6 +337,7 @@ def create_app(
             city_loader or _load_city,
             store_opener or open_store,
             secrets_loader or open_secrets,
+            wait_for_city,
         ),
         **_telemetry_off(),
     )
@@ -339,6 +354,7 @@ def create_app(
 
     install_error_handlers(app)
     # One layer: request id (outermost), catch-all 500, metrics, body limit, admission.
+    state.trusted_proxies = TrustedProxies.parse(settings.server.trusted_proxies)
     state.admission = admission_for(app)
     app.add_middleware(
         ApiMiddleware,
