@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SUPERVISOR_PID_ENV", "exit_with_parent", "raise_open_files_limit", "supervise"]
 
-log = logging.getLogger("geo_router.serve")
+log = logging.getLogger("uvicorn.error")  # the supervisor logs beside uvicorn's own lines
 
 #: The supervisor's pid, for the workers to tie their life to.
 SUPERVISOR_PID_ENV = "GEO_ROUTER_SUPERVISOR_PID"
