@@ -12,9 +12,12 @@ file descriptors and connection slots for as long as they like. This protocol, w
   process); a connection beyond it is closed at once. A trusted proxy
   (``GEO_ROUTER_TRUSTED_PROXIES``) is not capped: its connections carry many clients.
 
-A pipelining client that disconnects with requests still queued makes uvicorn's shutdown of
-those requests raise in the transport; that is the client's doing, not a server fault, so it
-is logged as one line at debug level, not as a traceback (``connection_lost``).
+It also fixes how uvicorn (0.54) handles a pipelining client that disconnects: uvicorn marks
+only the connection's *last parsed* request as disconnected, so the request actually being
+answered writes to the closed transport and logs a ``RuntimeError`` traceback ("the handler
+is closed"), hundreds under load. Here every started or queued request of the connection is
+marked disconnected (``connection_lost``): its answer is dropped quietly, as for any client
+that hung up.
 
 Settings come from ``ServerSettings`` in the worker's environment (``GEO_ROUTER_*``).
 """
@@ -59,6 +62,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.header_timeout_s, self.cap, self.proxies = _guard()
         self._header_timer: asyncio.TimerHandle | None = None
         self._counted: str | None = None
+        self._started: list[Any] = []  # this connection's request cycles handed to the app
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection against its client's cap (or close it) and start the clock."""
@@ -74,8 +78,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Uncount the connection; stop its clock."""
+        """Uncount the connection; stop its clock; every request of it is disconnected."""
         self._cancel_header_timer()
+        queued = [cycle for cycle, _app in self.pipeline]
+        self.pipeline.clear()
+        for cycle in (*self._started, *queued):
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self._started.clear()
         if self._counted is not None:
             count = self.open_per_client[self._counted] - 1
             if count > 0:
@@ -84,6 +95,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 del self.open_per_client[self._counted]
             self._counted = None
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        """Remember the cycle (see ``connection_lost``), then start it as uvicorn does."""
+        self._started = [c for c in self._started if not c.response_complete]
+        self._started.append(cycle)
+        super()._start_asgi_task(cycle, app)
 
     def on_message_begin(self) -> None:
         """A request starts: its headers must be complete within the timeout."""
