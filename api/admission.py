@@ -12,7 +12,9 @@ intake              every other ``POST /v1/reports``, Open311 POST, caller looku
 other               everything else (lists, registry, layers, map, metrics, docs)      503
 ==================  ================================================================  ========
 
-A lower lane admits at most ``limit`` requests at once and lets at most as many again wait
+A lower lane admits at most ``limit`` requests at once (its emergencies in flight count
+against that limit: they use the same store and threads, so under an emergency load the
+other intake is shed first) and lets at most as many again wait
 (``queue_wait_s`` at most) for a slot; beyond that, or while the event loop is overloaded
 (its scheduling lag over ``shed_lag_s``: CPU-bound work on the loop never shows as requests
 in flight), it is answered ``503`` problem+json with ``Retry-After`` at once, without
@@ -182,9 +184,16 @@ class Admission:
 
     # --- admission --------------------------------------------------------------------------
 
+    def _busy(self, lane: str) -> int:
+        """Slots of ``lane`` taken, counting its emergencies: they share its resources (the
+        store's writes, the thread pool), so emergencies in flight leave less room for it."""
+        escalated = _ESCALATED.get(lane)
+        own = self.in_flight[lane]
+        return own if escalated is None else own + self.in_flight[escalated]
+
     def try_enter(self, lane: str) -> bool:
         """Take a slot of ``lane`` at once if it has one free and the loop keeps up."""
-        if self.in_flight[lane] < self.capacity[lane] and self.loop_lag() < self.limits.shed_lag_s:
+        if self._busy(lane) < self.capacity[lane] and self.loop_lag() < self.limits.shed_lag_s:
             self.in_flight[lane] += 1
             return True
         return False
@@ -230,7 +239,7 @@ class Admission:
         late = self.loop_lag() >= self.limits.shed_lag_s
         if late or len(queue) >= self.capacity[lane]:
             return False
-        if self.in_flight[lane] < self.capacity[lane]:
+        if self._busy(lane) < self.capacity[lane]:
             self.in_flight[lane] += 1
             return True
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -255,5 +264,18 @@ class Admission:
         """End a request admitted in ``lane`` (any lane, emergencies included)."""
         if lane in self.capacity:
             self.leave(lane)
-        else:
-            self.in_flight[lane] -= 1
+            return
+        self.in_flight[lane] -= 1
+        lower = next((low for low, high in _ESCALATED.items() if high == lane), None)
+        if lower is not None and self._busy(lower) < self.capacity[lower]:
+            self._wake(lower)  # the emergency's slot goes to a waiting lower request
+
+    def _wake(self, lane: str) -> None:
+        """Admit the first request waiting in ``lane`` into a free slot."""
+        queue = self.waiting[lane]
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                self.in_flight[lane] += 1
+                waiter.set_result(None)
+                return

@@ -171,3 +171,21 @@ async def test_the_app_knows_the_city_emergencies(demo_router: Any, tmp_path: An
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_emergencies_in_flight_leave_less_room_for_other_intake() -> None:
+    held = _Held()
+    app, admission = held.app(AdmissionLimits(intake=1, queue_wait_s=5.0))
+    async with _client(app) as client:
+        urgent = asyncio.create_task(client.post("/v1/reports", content=_report("fire")))
+        await _until(lambda: held.entered == 1)
+        assert admission.in_flight[INTAKE] == 1  # it took the intake slot: there was room
+        other = asyncio.create_task(client.post("/v1/reports", content=_report("waste")))
+        await _until(lambda: len(admission.waiting[INTAKE]) == 1)  # waits behind it
+        second = asyncio.create_task(client.post("/v1/reports", content=_report("medical")))
+        await _until(lambda: admission.in_flight[EMERGENCY_INTAKE] == 1)  # never waits
+        held.release.set()
+        answers = [(await task).status_code for task in (urgent, other, second)]
+    assert answers == [201, 201, 201]
+    assert admission.in_flight == dict.fromkeys(admission.in_flight, 0)
