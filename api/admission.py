@@ -15,10 +15,13 @@ other               everything else (lists, registry, layers, map, metrics, docs
 A lower lane admits at most ``limit`` requests at once (its emergencies in flight count
 against that limit: they use the same store and threads, so under an emergency load the
 other intake is shed first) and lets at most as many again wait
-(``queue_wait_s`` at most) for a slot; beyond that, or while the event loop is overloaded
-(its scheduling lag over ``shed_lag_s``: CPU-bound work on the loop never shows as requests
-in flight), it is answered ``503`` problem+json with ``Retry-After`` at once, without
-reaching the app. The emergency lanes have no limit: they are never refused here.
+(``queue_wait_s`` at most) for a slot; beyond that it is answered ``503`` problem+json with
+``Retry-After`` at once, without reaching the app. CPU-bound work on the event loop (routing
+a point) never shows as requests in flight, so the loop is watched too: while it runs late
+(scheduling lag over ``shed_lag_s``) every lower-lane request is shed, and while the process
+uses more than ``shed_utilization`` of a CPU (its threads share one GIL; requests then wait
+in the kernel's socket buffers, unseen) a growing share of them is. The emergency lanes
+have no limit: they are never refused here.
 
 The hot path pays for a few string compares and two counters. Whether a request is an
 emergency is decided only when its lane is full or the loop is late (so an emergency is
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -72,6 +76,9 @@ _INTAKE_POSTS = frozenset({"/v1/reports", "/v1/callers/lookup"})
 _OPEN311_POST = "/open311/v2/requests."
 #: How often the loop-lag probe runs (seconds).
 _PROBE_EVERY_S = 0.05
+#: How fast the shed share follows saturation (per probe), and its ceiling.
+_SHED_STEP = 0.1
+_MAX_SHED = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,7 @@ class AdmissionLimits:
     other: int = 8
     queue_wait_s: float = 1.0
     shed_lag_s: float = 0.2
+    shed_utilization: float = 0.9
     retry_after_s: int = 1
     max_peek: int = 64 * 1024
 
@@ -164,21 +172,42 @@ class Admission:
         self.shed = dict.fromkeys(LANES, 0)
         self._due = 0.0  # when the lag probe should run next (monotonic); 0: not started
         self._lag = 0.0
+        self._cpu = 0.0  # the process's CPU time at the last probe
+        #: The share of lower-lane requests shed while the process is saturated.
+        self.shed_fraction = 0.0
 
     # --- the loop-lag probe ---------------------------------------------------------------
 
     def _probe(self) -> None:
-        now = time.monotonic()
+        now, cpu = time.monotonic(), time.process_time()
+        elapsed = now - self._due + _PROBE_EVERY_S
         self._lag = max(0.0, now - self._due)
+        utilization = (cpu - self._cpu) / elapsed if elapsed > 0 else 0.0
+        self._cpu = cpu
         self._due = now + _PROBE_EVERY_S
+        # Many connections each holding a request queue up in the kernel, not on the loop:
+        # the lag stays short while every request waits its turn. A process busy all the time
+        # (all threads: they share one GIL) is the sign; the shed share then grows, and
+        # shrinks once there is room again.
+        if utilization >= self.limits.shed_utilization or self._lag >= self.limits.shed_lag_s:
+            self.shed_fraction = min(_MAX_SHED, self.shed_fraction + _SHED_STEP)
+        else:
+            self.shed_fraction = max(0.0, self.shed_fraction - _SHED_STEP / 2)
         asyncio.get_running_loop().call_later(_PROBE_EVERY_S, self._probe)
+
+    def late(self) -> bool:
+        """Whether to shed a lower-lane request now: the loop lags, or it is saturated and
+        this request falls in the shed share."""
+        if self.loop_lag() >= self.limits.shed_lag_s:
+            return True
+        return self.shed_fraction > 0.0 and random.random() < self.shed_fraction
 
     def loop_lag(self) -> float:
         """How late the event loop runs its callbacks now (seconds); starts the probe."""
         now = time.monotonic()
-        if self._due == 0.0:
-            self._due = now
-            self._probe()
+        if self._due == 0.0:  # the first request: start the probe
+            self._due, self._cpu = now + _PROBE_EVERY_S, time.process_time()
+            asyncio.get_running_loop().call_later(_PROBE_EVERY_S, self._probe)
             return 0.0
         return max(self._lag, now - self._due)
 
@@ -191,9 +220,12 @@ class Admission:
         own = self.in_flight[lane]
         return own if escalated is None else own + self.in_flight[escalated]
 
-    def try_enter(self, lane: str) -> bool:
-        """Take a slot of ``lane`` at once if it has one free and the loop keeps up."""
-        if self._busy(lane) < self.capacity[lane] and self.loop_lag() < self.limits.shed_lag_s:
+    def try_enter(self, lane: str) -> bool | None:
+        """Take a slot of ``lane`` at once: True when taken, False when the lane is full,
+        None when the request is to be shed (:meth:`late`)."""
+        if self.late():
+            return None
+        if self._busy(lane) < self.capacity[lane]:
             self.in_flight[lane] += 1
             return True
         return False
@@ -208,18 +240,20 @@ class Admission:
                 return
         self.in_flight[lane] -= 1
 
-    async def admit(self, scope: Scope, receive: Receive, lane: str) -> tuple[str | None, Receive]:
+    async def admit(
+        self, scope: Scope, receive: Receive, lane: str, late: bool
+    ) -> tuple[str | None, Receive]:
         """The lane the request runs in (None: shed) and the ``receive`` to hand on.
 
-        Called when :meth:`try_enter` failed: an emergency escalates to its own lane, any
-        other request waits for a slot (bounded) unless the loop is late.
+        Called when :meth:`try_enter` did not admit: an emergency escalates to its own lane;
+        any other request is shed when ``late``, else waits for a slot (bounded).
         """
         category, receive = await self._category(scope, receive, lane)
         if isinstance(category, str) and category in self.emergency_codes():
             escalated = _ESCALATED[lane]  # only escalating lanes read a category
             self.in_flight[escalated] += 1
             return escalated, receive
-        if await self._wait_for_slot(lane):
+        if not late and await self._wait_for_slot(lane):
             return lane, receive
         self.shed[lane] += 1
         return None, receive
@@ -236,8 +270,7 @@ class Admission:
     async def _wait_for_slot(self, lane: str) -> bool:
         """Wait (bounded in count and time) for a slot of ``lane``; False: shed it."""
         queue = self.waiting[lane]
-        late = self.loop_lag() >= self.limits.shed_lag_s
-        if late or len(queue) >= self.capacity[lane]:
+        if len(queue) >= self.capacity[lane]:
             return False
         if self._busy(lane) < self.capacity[lane]:
             self.in_flight[lane] += 1

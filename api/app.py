@@ -229,6 +229,7 @@ def admission_for(app: FastAPI) -> Admission:
         other=api.admit_other,
         queue_wait_s=api.admit_queue_wait_ms / 1000,
         shed_lag_s=api.shed_lag_ms / 1000,
+        shed_utilization=api.shed_cpu_percent / 100,
         retry_after_s=api.retry_after_s,
     )
     cache: dict[int, frozenset[str]] = {}

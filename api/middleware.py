@@ -140,9 +140,10 @@ class ApiMiddleware:
         lane = None if admission is None else lane_of(scope)
         if admission is None or lane is None:
             return None, None, receive
-        if admission.try_enter(lane):
+        entered = admission.try_enter(lane)
+        if entered:
             return lane, lane, receive
-        admitted, receive = await admission.admit(scope, receive, lane)
+        admitted, receive = await admission.admit(scope, receive, lane, late=entered is None)
         return lane, admitted, receive
 
     async def _shed(self, scope: Scope, lane: str, send: Send) -> None:

@@ -62,6 +62,13 @@ class ApiSettings(EnvironmentSettings):
         le=60_000,
         description="Event-loop lag over which every non-emergency request is shed (503).",
     )
+    shed_cpu_percent: int = Field(
+        90,
+        ge=10,
+        le=1000,
+        description="Worker CPU use (percent of one CPU) over which a growing share of "
+        "non-emergency requests is shed (over 100: only by event-loop lag).",
+    )
     retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of a shed request.")
 
 

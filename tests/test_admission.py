@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -66,6 +67,8 @@ class _Held:
             Route("/readyz", self.handle, methods=["GET"]),
         ]
         admission = Admission(limits, lambda: EMERGENCIES)
+        admission.loop_lag()  # the probe starts; the test loop's own CPU use must not shed
+        admission.limits = replace(limits, shed_utilization=max(limits.shed_utilization, 1e9))
         app = ApiMiddleware(Starlette(routes=routes), Metrics(), 1 << 20, admission)
         return app, admission
 
@@ -137,9 +140,7 @@ async def test_a_late_event_loop_sheds_lower_lanes_but_not_emergency_routing() -
     held = _Held()
     held.release.set()
     app, admission = held.app(AdmissionLimits(shed_lag_s=0.05))
-    admission.loop_lag()  # start the probe, then pretend the loop ran 10 s late
-    admission._lag = 10.0
-    admission._due = 1e18
+    admission.limits = replace(admission.limits, shed_lag_s=-1.0)  # any lag is too much
     async with _client(app) as client:
         point = {"lon": 107.6, "lat": -6.9}
         shed = await client.get("/v1/route", params=point)
@@ -189,3 +190,17 @@ async def test_emergencies_in_flight_leave_less_room_for_other_intake() -> None:
         answers = [(await task).status_code for task in (urgent, other, second)]
     assert answers == [201, 201, 201]
     assert admission.in_flight == dict.fromkeys(admission.in_flight, 0)
+
+
+@pytest.mark.anyio
+async def test_a_saturated_loop_thread_sheds_a_growing_share_of_lower_lanes() -> None:
+    admission = Admission(AdmissionLimits(shed_utilization=0.0), lambda: EMERGENCIES)
+    admission.loop_lag()
+    await asyncio.sleep(0.3)  # every probe finds the thread "saturated" (threshold 0)
+    assert admission.shed_fraction > 0.3
+    outcomes = [admission.try_enter(ROUTE) for _ in range(200)]
+    assert outcomes.count(None) > 40  # shed: no slot taken
+    assert admission.in_flight[ROUTE] == outcomes.count(True)
+    admission.limits = replace(admission.limits, shed_utilization=1e9)
+    await asyncio.sleep(0.8)  # room again: the share shrinks back to nothing
+    assert admission.shed_fraction == 0.0
