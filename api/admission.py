@@ -19,8 +19,9 @@ other intake is shed first) and lets at most as many again wait
 ``Retry-After`` at once, without reaching the app. CPU-bound work on the event loop (routing
 a point) never shows as requests in flight, so the loop is watched too: while it runs late
 (scheduling lag over ``shed_lag_s``) every lower-lane request is shed, and while the process
-uses more than ``shed_utilization`` of a CPU (its threads share one GIL; requests then wait
-in the kernel's socket buffers, unseen) a growing share of them is. The emergency lanes
+uses more than ``shed_utilization`` of a CPU (its threads share one GIL) with more than
+``shed_connections`` connections open (requests then wait in the kernel's socket buffers,
+unseen) a growing share of them is. The emergency lanes
 have no limit: they are never refused here.
 
 The hot path pays for a few string compares and two counters. Whether a request is an
@@ -91,6 +92,7 @@ class AdmissionLimits:
     queue_wait_s: float = 1.0
     shed_lag_s: float = 0.2
     shed_utilization: float = 0.9
+    shed_connections: int = 256
     retry_after_s: int = 1
     max_peek: int = 64 * 1024
 
@@ -161,9 +163,15 @@ class Admission:
         The loaded city's emergency category codes (empty while it loads).
     """
 
-    def __init__(self, limits: AdmissionLimits, emergency_codes: Callable[[], frozenset[str]]):
+    def __init__(
+        self,
+        limits: AdmissionLimits,
+        emergency_codes: Callable[[], frozenset[str]],
+        open_connections: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.limits = limits
         self.emergency_codes = emergency_codes
+        self.open_connections = open_connections
         self.capacity = {ROUTE: limits.route, INTAKE: limits.intake, OTHER: limits.other}
         self.in_flight = dict.fromkeys(LANES, 0)
         self.waiting: dict[str, deque[asyncio.Future[None]]] = {
@@ -187,9 +195,12 @@ class Admission:
         self._due = now + _PROBE_EVERY_S
         # Many connections each holding a request queue up in the kernel, not on the loop:
         # the lag stays short while every request waits its turn. A process busy all the time
-        # (all threads: they share one GIL) is the sign; the shed share then grows, and
-        # shrinks once there is room again.
-        if utilization >= self.limits.shed_utilization or self._lag >= self.limits.shed_lag_s:
+        # (all threads: they share one GIL) with a crowd of connections is the sign (busy with
+        # a few closed-loop clients is just full use: their requests do not queue); the shed
+        # share then grows, and shrinks once there is room again.
+        crowded = self.open_connections() >= self.limits.shed_connections
+        busy = utilization >= self.limits.shed_utilization
+        if (busy and crowded) or self._lag >= self.limits.shed_lag_s:
             self.shed_fraction = min(_MAX_SHED, self.shed_fraction + _SHED_STEP)
         else:
             self.shed_fraction = max(0.0, self.shed_fraction - _SHED_STEP / 2)

@@ -27,6 +27,7 @@ from api import schemas
 from api.admission import Admission, AdmissionLimits
 from api.auth import Authenticator
 from api.client_address import TrustedProxies
+from api.connections import open_connections
 from api.errors import install_error_handlers
 from api.middleware import ApiMiddleware
 from api.request_metrics import Metrics
@@ -230,6 +231,7 @@ def admission_for(app: FastAPI) -> Admission:
         queue_wait_s=api.admit_queue_wait_ms / 1000,
         shed_lag_s=api.shed_lag_ms / 1000,
         shed_utilization=api.shed_cpu_percent / 100,
+        shed_connections=api.shed_connections,
         retry_after_s=api.retry_after_s,
     )
     cache: dict[int, frozenset[str]] = {}
@@ -246,7 +248,7 @@ def admission_for(app: FastAPI) -> Admission:
             cache[id(snapshot)] = codes
         return codes
 
-    return Admission(limits, emergency_codes)
+    return Admission(limits, emergency_codes, open_connections)
 
 
 def _custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:

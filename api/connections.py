@@ -35,7 +35,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from api.client_address import TrustedProxies
 from geo_router.settings import server_settings
 
-__all__ = ["GuardedHttpToolsProtocol"]
+__all__ = ["GuardedHttpToolsProtocol", "open_connections"]
 
 log = logging.getLogger("geo_router.api")
 
@@ -46,6 +46,15 @@ def _guard() -> tuple[float, int, TrustedProxies]:
     server = server_settings()
     proxies = TrustedProxies.parse(server.trusted_proxies)
     return server.header_timeout_s, server.max_connections_per_client, proxies
+
+
+#: uvicorn's set of this process's open connections, once a connection was made.
+_SERVED: list[set[Any]] = []
+
+
+def open_connections() -> int:
+    """Connections open in this worker (0 when not served by this protocol)."""
+    return len(_SERVED[0]) if _SERVED else 0
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -63,6 +72,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._counted: str | None = None
         self._started: list[Any] = []  # this connection's request cycles handed to the app
+        if not _SERVED:
+            _SERVED.append(self.connections)  # the server's own set (one server per process)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection against its client's cap (or close it) and start the clock."""

@@ -69,6 +69,11 @@ class ApiSettings(EnvironmentSettings):
         description="Worker CPU use (percent of one CPU) over which a growing share of "
         "non-emergency requests is shed (over 100: only by event-loop lag).",
     )
+    shed_connections: int = Field(
+        256,
+        ge=1,
+        description="Open connections of a worker from which its CPU use counts as overload.",
+    )
     retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of a shed request.")
 
 

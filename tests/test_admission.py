@@ -194,9 +194,14 @@ async def test_emergencies_in_flight_leave_less_room_for_other_intake() -> None:
 
 @pytest.mark.anyio
 async def test_a_saturated_loop_thread_sheds_a_growing_share_of_lower_lanes() -> None:
-    admission = Admission(AdmissionLimits(shed_utilization=0.0), lambda: EMERGENCIES)
+    crowd = [10]
+    limits = AdmissionLimits(shed_utilization=0.0, shed_connections=100)
+    admission = Admission(limits, lambda: EMERGENCIES, lambda: crowd[0])
     admission.loop_lag()
-    await asyncio.sleep(0.3)  # every probe finds the thread "saturated" (threshold 0)
+    await asyncio.sleep(0.3)  # busy, but with a few connections: nothing queues, nothing shed
+    assert admission.shed_fraction == 0.0
+    crowd[0] = 1000
+    await asyncio.sleep(0.3)  # every probe finds the process "saturated" (threshold 0)
     assert admission.shed_fraction > 0.3
     outcomes = [admission.try_enter(ROUTE) for _ in range(200)]
     assert outcomes.count(None) > 40  # shed: no slot taken
