@@ -17,11 +17,12 @@ against that limit: they use the same store and threads, so under an emergency l
 other intake is shed first) and lets at most as many again wait
 (``queue_wait_s`` at most) for a slot; beyond that it is answered ``503`` problem+json with
 ``Retry-After`` at once, without reaching the app. CPU-bound work on the event loop (routing
-a point) never shows as requests in flight, so the loop is watched too: while it runs late
-(scheduling lag over ``shed_lag_s``) every lower-lane request is shed, and while the process
-uses more than ``shed_utilization`` of a CPU (its threads share one GIL) with more than
-``shed_connections`` connections open (requests then wait in the kernel's socket buffers,
-unseen) a growing share of them is. The emergency lanes
+a point) never shows as requests in flight, so the worker is watched too, while it holds
+more than ``shed_connections`` open connections (counted by ``api.connections``, the
+protocol of ``geo-router serve``; requests then wait unseen in the kernel's socket buffers):
+while the loop runs late (scheduling lag over ``shed_lag_s``) every lower-lane request is
+shed, and while the process uses more than ``shed_utilization`` of a CPU (its threads share
+one GIL) a growing share of them is. The emergency lanes
 have no limit: they are never refused here.
 
 The hot path pays for a few string compares and two counters. Whether a request is an
@@ -200,16 +201,22 @@ class Admission:
         # share then grows, and shrinks once there is room again.
         crowded = self.open_connections() >= self.limits.shed_connections
         busy = utilization >= self.limits.shed_utilization
-        if (busy and crowded) or self._lag >= self.limits.shed_lag_s:
+        if crowded and (busy or self._lag >= self.limits.shed_lag_s):
             self.shed_fraction = min(_MAX_SHED, self.shed_fraction + _SHED_STEP)
         else:
             self.shed_fraction = max(0.0, self.shed_fraction - _SHED_STEP / 2)
         asyncio.get_running_loop().call_later(_PROBE_EVERY_S, self._probe)
 
     def late(self) -> bool:
-        """Whether to shed a lower-lane request now: the loop lags, or it is saturated and
-        this request falls in the shed share."""
-        if self.loop_lag() >= self.limits.shed_lag_s:
+        """Whether to shed a lower-lane request now: the loop lags with a crowd of
+        connections waiting, or it is saturated and this request falls in the shed share.
+
+        Without a crowd a late loop is one slow request or a busy neighbour (a test's own
+        thread, another process), not callers queueing: nothing is shed for it."""
+        if (
+            self.loop_lag() >= self.limits.shed_lag_s
+            and self.open_connections() >= self.limits.shed_connections
+        ):
             return True
         return self.shed_fraction > 0.0 and random.random() < self.shed_fraction
 

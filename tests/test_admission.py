@@ -141,6 +141,7 @@ async def test_a_late_event_loop_sheds_lower_lanes_but_not_emergency_routing() -
     held.release.set()
     app, admission = held.app(AdmissionLimits(shed_lag_s=0.05))
     admission.limits = replace(admission.limits, shed_lag_s=-1.0)  # any lag is too much
+    admission.open_connections = lambda: 10**6  # and a crowd waits
     async with _client(app) as client:
         point = {"lon": 107.6, "lat": -6.9}
         shed = await client.get("/v1/route", params=point)
@@ -209,3 +210,12 @@ async def test_a_saturated_loop_thread_sheds_a_growing_share_of_lower_lanes() ->
     admission.limits = replace(admission.limits, shed_utilization=1e9)
     await asyncio.sleep(0.8)  # room again: the share shrinks back to nothing
     assert admission.shed_fraction == 0.0
+
+
+@pytest.mark.anyio
+async def test_a_late_loop_without_a_crowd_sheds_nothing() -> None:
+    admission = Admission(AdmissionLimits(shed_lag_s=-1.0), lambda: EMERGENCIES, lambda: 3)
+    admission.limits = replace(admission.limits, shed_utilization=1e9)
+    assert [admission.try_enter(ROUTE) for _ in range(3)] == [True, True, True]
+    await asyncio.sleep(0.2)
+    assert admission.try_enter(ROUTE) is True and admission.shed_fraction == 0.0
