@@ -92,7 +92,7 @@ class AdmissionLimits:
     other: int = 8
     queue_wait_s: float = 1.0
     shed_lag_s: float = 0.2
-    shed_utilization: float = 0.9
+    shed_utilization: float = 0.75  # a worker sharing its core never shows a full one
     shed_connections: int = 256
     retry_after_s: int = 1
     max_peek: int = 64 * 1024

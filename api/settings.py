@@ -63,7 +63,7 @@ class ApiSettings(EnvironmentSettings):
         description="Event-loop lag over which every non-emergency request is shed (503).",
     )
     shed_cpu_percent: int = Field(
-        90,
+        75,
         ge=10,
         le=1000,
         description="Worker CPU use (percent of one CPU) over which a growing share of "

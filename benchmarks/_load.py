@@ -113,6 +113,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_used = time.monotonic()
 
     @classmethod
     async def open(cls, port: int, client: int = 0) -> Connection:
@@ -127,6 +128,7 @@ class Connection:
 
     async def request(self, raw: bytes) -> tuple[int, bool]:
         """Send one prepared request; the status and whether ``Retry-After`` came with it."""
+        self.last_used = time.monotonic()
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")

@@ -59,6 +59,7 @@ MIX = (
 )
 EMERGENCY_CLASSES = ("emergency_route", "emergency_intake")
 LINGER_S = 5.0  # nothing may be unanswered this long after the load stops
+STALE_S = 4.0  # an idle connection older than this may be closed by the server meanwhile
 
 
 def _requests(points: np.ndarray) -> dict[str, list[bytes]]:
@@ -104,8 +105,12 @@ class Pool:
     async def take(self) -> Connection:
         """An idle connection, a new one, or the next one freed."""
         while True:
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                conn = self.idle.pop()
+                if time.monotonic() - conn.last_used < STALE_S:
+                    return conn
+                conn.close()  # the server closes idle keep-alive connections (5 s): a new one
+                self.open -= 1
             if self.open < self.limit:
                 self.open += 1
                 self.opened += 1
