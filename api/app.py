@@ -2,8 +2,10 @@
 
 ``create_app(settings)`` opens the store and loads the secrets before serving; the city
 (``Router`` + geocoder) loads in a background thread so ``/livez`` answers at once while
-``/readyz`` stays 503 until the layers are in. The app is built from an ``AppSettings``;
-each step is handed the part it needs (routing, store, secrets, server, api).
+``/readyz`` stays 503 until the layers are in. A served process (``create_app_from_env``)
+waits for the city in its startup instead, so its server accepts only once it is ready.
+The app is built from an ``AppSettings``; each step is handed the part it needs (routing,
+store, secrets, server, api).
 
 The local journal (``geo_router.journal``) opens beside the store: emergencies taken while
 the database is unavailable wait there, and a background thread (``ReplayLoop``) replays
@@ -27,7 +29,10 @@ from starlette.concurrency import run_in_threadpool
 
 import geo_router
 from api import schemas
+from api.admission import Admission, AdmissionLimits
 from api.auth import Authenticator
+from api.client_address import TrustedProxies
+from api.connections import open_connections
 from api.deps import report_service_of
 from api.errors import install_error_handlers
 from api.middleware import ApiMiddleware
@@ -303,6 +308,7 @@ def _make_lifespan(
     loader: CityLoader,
     store_opener: StoreOpener,
     secrets_loader: SecretsLoader,
+    wait_for_city: bool,
     integrity_check: bool = True,
 ) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
@@ -327,6 +333,8 @@ def _make_lifespan(
                 await run_in_threadpool(warm)
             await run_in_threadpool(_announce_mode, app)
             app.state.loader_thread = _load_in_background(app, loader)
+            if wait_for_city:  # the server accepts only after this: no request meets "loading"
+                await run_in_threadpool(app.state.loader_thread.join)
         else:
             # Not ready, ever: /readyz answers 503 with the refusal; the store stays unused.
             app.state.load_error = refused
@@ -344,6 +352,36 @@ def _make_lifespan(
                 close()
 
     return lifespan
+
+
+def admission_for(app: FastAPI) -> Admission:
+    """The app's admission control: its ``ApiSettings`` limits, its city's emergencies."""
+    api = app.state.settings.api
+    limits = AdmissionLimits(
+        route=api.admit_route,
+        intake=api.admit_intake,
+        other=api.admit_other,
+        queue_wait_s=api.admit_queue_wait_ms / 1000,
+        shed_lag_s=api.shed_lag_ms / 1000,
+        shed_utilization=api.shed_cpu_percent / 100,
+        shed_connections=api.shed_connections,
+        retry_after_s=api.retry_after_s,
+    )
+    cache: dict[int, frozenset[str]] = {}
+
+    def emergency_codes() -> frozenset[str]:
+        router = app.state.router
+        if router is None:
+            return frozenset()
+        snapshot = router.snapshot
+        codes = cache.get(id(snapshot))
+        if codes is None:  # a new snapshot (first use, or a reload): compute it once
+            cache.clear()
+            codes = frozenset(c for c, cat in snapshot.categories.items() if cat.emergency)
+            cache[id(snapshot)] = codes
+        return codes
+
+    return Admission(limits, emergency_codes, open_connections)
 
 
 def _custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -397,6 +435,7 @@ def create_app(
     store_opener: StoreOpener | None = None,
     secrets_loader: SecretsLoader | None = None,
     integrity_checked: bool = False,
+    wait_for_city: bool = False,
 ) -> FastAPI:
     """Build the geo_router FastAPI application.
 
@@ -410,6 +449,11 @@ def create_app(
     integrity_checked
         The caller has just run SQLite's ``quick_check`` on the store (the uvicorn factory):
         the lifespan does not read the whole file a second time.
+    wait_for_city
+        Finish the lifespan startup only once the city is loaded (or failed to load). A
+        server accepts connections after its app's startup, so a served worker never takes
+        traffic it would answer 503 "loading" (rolling restarts hand over cleanly); in tests
+        and embedded use the city loads in the background and ``/readyz`` tells.
     """
     settings = settings or AppSettings.from_env()
     app = FastAPI(
@@ -433,6 +477,7 @@ def create_app(
             city_loader or _load_city,
             store_opener or open_store,
             secrets_loader or open_secrets,
+            wait_for_city,
             integrity_check=not integrity_checked,
         ),
         **_telemetry_off(),
@@ -453,8 +498,15 @@ def create_app(
     state.metrics = Metrics()
 
     install_error_handlers(app)
-    # One layer: request id (outermost), catch-all 500, metrics, body limit (innermost).
-    app.add_middleware(ApiMiddleware, metrics=state.metrics, max_bytes=settings.api.max_body_bytes)
+    # One layer: request id (outermost), catch-all 500, metrics, body limit, admission.
+    state.trusted_proxies = TrustedProxies.parse(settings.server.trusted_proxies)
+    state.admission = admission_for(app)
+    app.add_middleware(
+        ApiMiddleware,
+        metrics=state.metrics,
+        max_bytes=settings.api.max_body_bytes,
+        admission=state.admission,
+    )
 
     route.include_routes(app)  # GET /v1/route first among the app's routes: the hot path
     for module in (collections, info, health, metrics):

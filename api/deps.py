@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request
 
 from api.auth import ROLES, Authenticator, Principal
+from api.client_address import client_host
 from api.errors import NotReadyError
 from api.request_metrics import Metrics
 from api.settings import ApiSettings, AppSettings
@@ -137,10 +138,8 @@ async def get_principal(request: Request) -> Principal:
         if refusal:  # the store was refused at startup (created for another city)
             raise NotReadyError(refusal)
         raise ConfigurationError("authentication is not configured (store not open)")
-    client = request.client
-    return auth.authenticate(
-        request.headers, None if client is None else client.host, where=route_of(request)
-    )
+    peer = client_host(request.scope, request.app.state.trusted_proxies)
+    return auth.authenticate(request.headers, peer, where=route_of(request))
 
 
 def route_of(request: Request) -> str:

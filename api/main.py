@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.app import City, create_app, load_city
 from api.settings import AppSettings
+from geo_router.cli.supervisor import exit_with_parent
 from geo_router.errors import GeoRouterError
 from geo_router.intake.secrets import Secrets
 from geo_router.settings import PUBLIC_WITHOUT_KEYS, is_loopback_host
@@ -37,7 +38,13 @@ def create_app_from_env() -> FastAPI:
     if refusal is not None:
         print(f"error: {refusal}", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
-    return create_app(settings, city_loader=load_city_for_serving, integrity_checked=True)
+    exit_with_parent()  # a worker of geo-router serve stops when its supervisor dies
+    return create_app(
+        settings,
+        city_loader=load_city_for_serving,
+        integrity_checked=True,
+        wait_for_city=True,
+    )
 
 
 def check_store_secrets(settings: AppSettings, secrets: Secrets) -> None:

@@ -1,4 +1,4 @@
-"""The one pure ASGI middleware: request id, catch-all 500, metrics, body size limit.
+"""The one pure ASGI middleware: request id, catch-all 500, metrics, body limit, admission.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) and one layer, not four: every request pays for one
 call and one ``send`` wrapper, not four of each. The four concerns keep the order they had as
@@ -12,7 +12,10 @@ separate layers, outermost first:
    catch-all answers, so an exception counts as a 500);
 4. body limit: a declared ``Content-Length`` over the limit is refused 413 without reading a
    byte; a streamed body is counted and refused as soon as it passes the limit (the app's
-   answer to the truncated body is dropped for the 413).
+   answer to the truncated body is dropped for the 413);
+5. admission (:mod:`api.admission`): a request of a full lower lane, or any lower-lane
+   request while the event loop is late, is answered 503 with ``Retry-After`` here, without
+   reaching the app; emergencies are never shed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.admission import Admission, lane_of
 from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_body
 from api.request_ids import REQUEST_ID_OK, new_request_id, request_id_of, set_request_id
 from api.request_metrics import Metrics
@@ -76,6 +80,19 @@ def _too_large(scope: Scope, limit: int, declared: int | None) -> dict[str, Any]
     )
 
 
+def _overloaded(scope: Scope, lane: str, retry_after_s: int) -> dict[str, Any]:
+    """The 503 problem of a shed request, naming its lane."""
+    return problem_body(
+        503,
+        f"the service is overloaded and sheds {lane} requests first; retry after "
+        f"{retry_after_s} s (emergencies are still answered)",
+        type_uri=PROBLEM_TYPE_BASE + "overloaded",
+        instance=scope.get("path"),
+        request_id=request_id_of(scope),
+        extra={"lane": lane, "retry_after_s": retry_after_s},
+    )
+
+
 def _internal_error(scope: Scope) -> dict[str, Any]:
     """The 500 problem for an unexpected exception."""
     return problem_body(
@@ -104,21 +121,46 @@ async def _send_problem(send: Send, body: dict[str, Any], *headers: tuple[bytes,
 
 
 class ApiMiddleware:
-    """Request id, catch-all 500, metrics and body limit in one pure ASGI layer."""
+    """Request id, catch-all 500, metrics, body limit and admission in one pure ASGI layer."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_bytes: int, admission: Admission | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_bytes = max_bytes
+        self.admission = admission
+
+    async def _enter(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[str | None, str | None, Receive]:
+        """The request's lane, the lane it was admitted in (None: shed or not held) and the
+        ``receive`` to hand on (admission may have read the body)."""
+        admission = self.admission
+        lane = None if admission is None else lane_of(scope)
+        if admission is None or lane is None:
+            return None, None, receive
+        entered = admission.try_enter(lane)
+        if entered:
+            return lane, lane, receive
+        admitted, receive = await admission.admit(scope, receive, lane, late=entered is None)
+        return lane, admitted, receive
+
+    async def _shed(self, scope: Scope, lane: str, send: Send) -> None:
+        """Answer a shed request 503 with ``Retry-After``."""
+        retry = self.admission.limits.retry_after_s if self.admission is not None else 1
+        body = _overloaded(scope, lane, retry)
+        await _send_problem(send, body, (b"retry-after", str(retry).encode()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Tag, guard, time and answer one HTTP request."""
+        """Tag, guard, time, admit and answer one HTTP request."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         rid, declared = _scan_headers(scope["headers"])
         set_request_id(scope, rid.decode())
         limit = self.max_bytes
+        source = receive  # what counting_receive reads: admission may replay a read body
         status = 500  # what the metrics record when no response starts
         started = False  # a response start went out: too late for a problem document
         exceeded = False
@@ -138,7 +180,7 @@ class ApiMiddleware:
 
         async def counting_receive() -> Message:
             nonlocal seen, exceeded
-            message = await receive()
+            message = await source()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
@@ -153,8 +195,16 @@ class ApiMiddleware:
                     body = _too_large(scope, limit, declared)
                     await _send_problem(forward, body, (b"connection", b"close"))
                 else:
-                    with contextlib.suppress(_BodyTooLarge):
-                        await self.app(scope, counting_receive, app_send)
+                    lane, admitted, source = await self._enter(scope, receive)
+                    if admitted is None and lane is not None:
+                        await self._shed(scope, lane, forward)
+                    else:
+                        try:
+                            with contextlib.suppress(_BodyTooLarge):
+                                await self.app(scope, counting_receive, app_send)
+                        finally:
+                            if admitted is not None and self.admission is not None:
+                                self.admission.release(admitted)
                     if exceeded and not started:
                         body = _too_large(scope, limit, None)
                         await _send_problem(forward, body, (b"connection", b"close"))

@@ -46,6 +46,36 @@ class ApiSettings(EnvironmentSettings):
         ),
     )
 
+    admit_route: int = Field(
+        64, ge=1, description="Non-emergency routing requests in flight before queueing."
+    )
+    admit_intake: int = Field(
+        8, ge=1, description="Non-emergency intake requests in flight before queueing."
+    )
+    admit_other: int = Field(8, ge=1, description="Other requests in flight before queueing.")
+    admit_queue_wait_ms: int = Field(
+        1000, ge=0, le=60_000, description="How long a queued lower-class request may wait."
+    )
+    shed_lag_ms: int = Field(
+        200,
+        ge=1,
+        le=60_000,
+        description="Event-loop lag over which every non-emergency request is shed (503).",
+    )
+    shed_cpu_percent: int = Field(
+        75,
+        ge=10,
+        le=1000,
+        description="Worker CPU use (percent of one CPU) over which a growing share of "
+        "non-emergency requests is shed (over 100: only by event-loop lag).",
+    )
+    shed_connections: int = Field(
+        256,
+        ge=1,
+        description="Open connections of a worker from which its CPU use counts as overload.",
+    )
+    retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of a shed request.")
+
 
 api_settings = cached_factory(ApiSettings)
 

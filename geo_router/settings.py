@@ -9,7 +9,7 @@ RoutingSettings     ``routing_settings()``     city profile, boundary tolerance,
 StoreSettings       ``store_settings()``       data dir, database URL, outage journal, key cache
 SecretsSettings     ``secrets_settings()``     production, pepper, encryption key, secrets file
 IntakeSettings      ``intake_settings()``      rate limit per number, idempotency TTL, retention
-ServerSettings      ``server_settings()``      host, port, worker processes, their metrics folder
+ServerSettings      ``server_settings()``      host, port, workers, metrics dir, timeouts, proxies
 ValidationSettings  ``validation_settings()``  layer gate: area threshold, nesting share, repair
 ==================  =========================  =====================================================
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from platformdirs import user_data_path
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo_router.errors import ConfigurationError
@@ -174,6 +174,32 @@ class ServerSettings(EnvironmentSettings):
         description="Folder of the worker processes' metric files with --workers > 1 "
         "(PROMETHEUS_MULTIPROC_DIR); geo-router serve makes a temporary one when unset.",
     )
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Time a connection has to send a request's headers."
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, le=300, description="How long an idle keep-alive connection stays open."
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=1,
+        description="Open connections per client address (trusted proxies are not capped).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks of load balancers whose "
+        "X-Forwarded-For names the client; none by default.",
+    )
+    worker_start_timeout_s: float = Field(
+        120.0, gt=0, description="How long a restarting worker may take to load its city."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(entry, strict=False)  # a ValueError names the entry
+        return value
 
 
 _Part = TypeVar("_Part", bound=BaseSettings)

@@ -303,3 +303,98 @@ def postgres_proxy_url(database_url: str) -> Iterator[tuple[str, Any]]:
     proxy.up()
     yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
     proxy.down()
+
+
+#: The GEO_ROUTER_* variables a served test process must not inherit from the test run.
+SERVE_ENV = (
+    "GEO_ROUTER_CITY",
+    "GEO_ROUTER_HOST",
+    "GEO_ROUTER_PORT",
+    "GEO_ROUTER_WORKERS",
+    "GEO_ROUTER_METRICS_DIR",
+    "GEO_ROUTER_DATABASE_URL",
+    "PROMETHEUS_MULTIPROC_DIR",
+)
+
+
+class Served:
+    """``geo-router serve`` in a subprocess of its own session, its output in a log file."""
+
+    def __init__(self, data_dir: Path, *args: str, **env_extra: str) -> None:
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / f"serve_{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if k not in SERVE_ENV}
+        env |= {"GEO_ROUTER_DATA_DIR": str(data_dir), **env_extra}
+        cmd = [sys.executable, "-c", "from geo_router.cli import main; main()", "serve"]
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [*cmd, "--port", str(self.port), *args],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        """Everything the server logged so far."""
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 180.0, streak: int = 5) -> None:
+        """Until ``/readyz`` answers 200 ``streak`` times in a row (every worker up)."""
+        import time
+
+        import httpx
+
+        deadline, seen = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline and seen < streak:
+            assert self.process.poll() is None, self.output()
+            try:
+                seen = seen + 1 if httpx.get(self.base + "/readyz", timeout=5).is_success else 0
+            except httpx.TransportError:
+                seen = 0
+            time.sleep(0.05 if seen else 0.3)
+        assert seen >= streak, self.output()
+
+    def wait_for(self, text: str, timeout: float = 180.0) -> None:
+        """Until the log holds ``text``."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert time.monotonic() < deadline, self.output()
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM the supervisor's session, SIGKILL it if it lingers."""
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    """Start ``geo-router serve`` processes (``serve(*args, **env)``); all stopped afterwards."""
+    started: list[Served] = []
+
+    def start(*args: str, **env: str) -> Served:
+        served = Served(tmp_path / f"data{len(started)}", *args, **env)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()

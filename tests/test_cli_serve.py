@@ -43,10 +43,16 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
-    import uvicorn
-
-    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append({"target": target, **kw}))
+    monkeypatch.setattr(
+        serve_module, "supervise", lambda config, timeout: calls.append(_called(config, timeout))
+    )
     return calls
+
+
+def _called(config: Any, timeout: float) -> dict[str, Any]:
+    """What serve handed the supervisor (uvicorn's config), as a dict."""
+    names = ("host", "port", "workers", "factory", "http", "timeout_keep_alive")
+    return {"target": config.app, "start_timeout": timeout} | {n: getattr(config, n) for n in names}
 
 
 def test_serve_on_loopback_without_keys_runs_open(
@@ -63,6 +69,8 @@ def test_serve_on_loopback_without_keys_runs_open(
     assert call["target"] == "api.main:create_app_from_env"
     assert call["factory"] is True
     assert call["workers"] == 2 and call["port"] == 8123 and call["host"] == "127.0.0.1"
+    assert call["http"] == "api.connections:GuardedHttpToolsProtocol"  # header timeout, cap
+    assert call["timeout_keep_alive"] == 5 and call["start_timeout"] == 120
     assert os.environ["GEO_ROUTER_CITY"] == str(DEMO_CITY_PROFILE.resolve())
 
 
@@ -255,14 +263,13 @@ def test_workers_get_what_serve_checked_and_a_metrics_folder(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[dict[str, str | None]] = []
-    import uvicorn
 
-    def run(target: str, **kw: Any) -> None:
+    def run(config: Any, timeout: float) -> None:
         folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
         seen.append({"folder": folder, "exists": str(Path(folder).is_dir())})
         seen.append({name: os.environ.get(name) for name in ENV[:4]})
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(serve_module, "supervise", run)
     result = CliRunner().invoke(app, ["serve", "--workers", "3", "--port", "8124"])
     assert result.exit_code == 0, result.output
     folder, names = seen

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from api.client_address import client_host
 from api.deps import report_service, route_of, router_or_503
 from api.errors import status_for
 from api.request_ids import request_id_of
@@ -205,10 +206,8 @@ def _principal(request: Request, form_key: str | None) -> Actor:
         raise ConfigurationError("authentication is not configured (store not open)")
     headers = {"x-api-key": form_key} if form_key else request.headers
     try:
-        client = request.client
-        principal = auth.authenticate(
-            headers, None if client is None else client.host, where=route_of(request)
-        )
+        peer = client_host(request.scope, request.app.state.trusted_proxies)
+        principal = auth.authenticate(headers, peer, where=route_of(request))
     except AuthenticationError as exc:
         if form_key:
             raise PermissionDeniedError("api_key is not valid (unknown or revoked)") from None

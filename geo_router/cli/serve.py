@@ -25,11 +25,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from geo_router.cli.app import app
+from geo_router.cli.supervisor import raise_open_files_limit, supervise
 from geo_router.errors import GeoRouterError
 from geo_router.intake.secrets import Secrets
 from geo_router.settings import (
@@ -43,6 +44,9 @@ from geo_router.settings import (
     store_settings,
 )
 
+if TYPE_CHECKING:
+    import uvicorn
+
 __all__ = [
     "APP_FACTORY",
     "MULTIPROC_DIR_ENV",
@@ -51,11 +55,15 @@ __all__ = [
     "is_loopback_host",
     "metrics_folder",
     "serve",
+    "uvicorn_config",
     "worker_environment",
 ]
 
 #: The uvicorn factory that builds the app from the environment.
 APP_FACTORY = "api.main:create_app_from_env"
+
+#: uvicorn's HTTP protocol with a header timeout and a connection cap per client.
+CONNECTION_PROTOCOL = "api.connections:GuardedHttpToolsProtocol"
 
 #: prometheus_client's multiprocess mode: set, every metric of the process lives in files there.
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -127,6 +135,29 @@ def metrics_folder(server: ServerSettings) -> tuple[Path | None, bool]:
     return folder, False
 
 
+def uvicorn_config(server: ServerSettings) -> uvicorn.Config:
+    """uvicorn's configuration of the served app: the guarded protocol and the timeouts.
+
+    ``api.connections`` adds the header timeout and the connection cap per client (its own
+    ``ServerSettings``); uvicorn closes idle keep-alive connections after ``keep_alive_s``.
+    There is no global ``limit_concurrency``: it would refuse emergencies alike; the app's
+    admission control sheds lower classes instead.
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        access_log=False,
+        http=CONNECTION_PROTOCOL,
+        timeout_keep_alive=server.keep_alive_s,
+        timeout_graceful_shutdown=30,
+    )
+
+
 def _fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=EXIT_REFUSED)
@@ -185,22 +216,14 @@ def serve(
     else:
         typer.echo(f"  protected: {active} active API key(s); send 'Authorization: Bearer KEY'")
 
-    import uvicorn
-
     try:
         metrics_dir, temporary = metrics_folder(server)
     except OSError as exc:
         raise _fail(f"cannot prepare the metrics folder: {exc}") from None
     os.environ.update(worker_environment(routing, server, metrics_dir))
+    raise_open_files_limit()
     try:
-        uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=server.host,
-            port=server.port,
-            workers=server.workers,
-            access_log=False,
-        )
+        supervise(uvicorn_config(server), server.worker_start_timeout_s)
     finally:
         if temporary and metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,146 @@
+"""uvicorn's httptools protocol with a header timeout and a connection cap per client.
+
+uvicorn closes idle keep-alive connections (``timeout_keep_alive``) but has no limit on how
+long a client may take to send a request's headers, nor on how many connections one client
+may hold: a few hundred sockets trickling a header byte at a time (slowloris) hold as many
+file descriptors and connection slots for as long as they like. This protocol, which
+``geo-router serve`` hands uvicorn as ``http=``, adds both:
+
+- a connection must deliver each request's headers within ``header_timeout_s`` of
+  connecting or of the request's first byte, or it is closed;
+- one client address holds at most ``max_connections_per_client`` connections (per worker
+  process); a connection beyond it is closed at once. A trusted proxy
+  (``GEO_ROUTER_TRUSTED_PROXIES``) is not capped: its connections carry many clients.
+
+It also fixes how uvicorn (0.54) handles a pipelining client that disconnects: uvicorn marks
+only the connection's *last parsed* request as disconnected, so the request actually being
+answered writes to the closed transport and logs a ``RuntimeError`` traceback ("the handler
+is closed"), hundreds under load. Here every started or queued request of the connection is
+marked disconnected (``connection_lost``): its answer is dropped quietly, as for any client
+that hung up.
+
+Settings come from ``ServerSettings`` in the worker's environment (``GEO_ROUTER_*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api.client_address import TrustedProxies
+from geo_router.settings import server_settings
+
+__all__ = ["GuardedHttpToolsProtocol", "open_connections"]
+
+log = logging.getLogger("geo_router.api")
+
+
+@lru_cache(maxsize=1)
+def _guard() -> tuple[float, int, TrustedProxies]:
+    """Header timeout, connection cap per client and trusted proxies, read once."""
+    server = server_settings()
+    proxies = TrustedProxies.parse(server.trusted_proxies)
+    return server.header_timeout_s, server.max_connections_per_client, proxies
+
+
+#: uvicorn's set of this process's open connections, once a connection was made.
+_SERVED: list[set[Any]] = []
+
+
+def open_connections() -> int:
+    """Connections open in this worker (0 when not served by this protocol)."""
+    return len(_SERVED[0]) if _SERVED else 0
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` plus a header timeout and a per-client connection cap."""
+
+    #: Open connections per client address in this process.
+    open_per_client: ClassVar[Counter[str]] = Counter()
+    #: Connections refused by the cap, and closed by the header timeout, in this process.
+    refused: ClassVar[int] = 0
+    timed_out: ClassVar[int] = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s, self.cap, self.proxies = _guard()
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._counted: str | None = None
+        self._started: list[Any] = []  # this connection's request cycles handed to the app
+        if not _SERVED:
+            _SERVED.append(self.connections)  # the server's own set (one server per process)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Count the connection against its client's cap (or close it) and start the clock."""
+        super().connection_made(transport)
+        host = self.client[0] if self.client else None
+        if host is not None and not self.proxies.trusts(host):
+            if self.open_per_client[host] >= self.cap:
+                type(self).refused += 1
+                transport.abort()
+                return
+            self.open_per_client[host] += 1
+            self._counted = host
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Uncount the connection; stop its clock; every request of it is disconnected."""
+        self._cancel_header_timer()
+        queued = [cycle for cycle, _app in self.pipeline]
+        self.pipeline.clear()
+        for cycle in (*self._started, *queued):
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self._started.clear()
+        if self._counted is not None:
+            count = self.open_per_client[self._counted] - 1
+            if count > 0:
+                self.open_per_client[self._counted] = count
+            else:
+                del self.open_per_client[self._counted]
+            self._counted = None
+        super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        """Remember the cycle (see ``connection_lost``), then start it as uvicorn does."""
+        self._started = [c for c in self._started if not c.response_complete]
+        self._started.append(cycle)
+        super()._start_asgi_task(cycle, app)
+
+    def on_message_begin(self) -> None:
+        """A request starts: its headers must be complete within the timeout."""
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        """The headers are in: the clock stops."""
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """A response went out: idle time is the keep-alive timeout's, not the header's."""
+        self._cancel_header_timer()
+        super().on_response_complete()
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None and not self.transport.is_closing():
+            self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: its headers came in time
+        if not self.transport.is_closing():
+            type(self).timed_out += 1
+            self.transport.close()

@@ -1,0 +1,100 @@
+"""The guarded uvicorn protocol of ``geo-router serve``: header timeout, connection cap per
+client, quiet pipelined disconnects (issue 10, Medium 7 and the Low item on tracebacks)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+REPORT = (
+    b'{"category":"fire","channel":"call","description":"p","location":{"lon":107.6,"lat":-6.9}}'
+)
+POST = (
+    b"POST /v1/reports HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n\r\n" % len(REPORT) + REPORT
+)
+JSON = {"content-type": "application/json"}
+GET = b"GET /v1/route?lon=107.6&lat=-6.9 HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def _trickler(port: int, source: str) -> socket.socket:
+    """A connection from ``source`` that has sent only the start of a request line."""
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /v1/route?lon=10")
+    return sock
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closed (or reset: a capped connection) the connection."""
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.slow
+def test_trickling_sockets_are_capped_and_timed_out_while_emergencies_pass(serve: Any) -> None:
+    served = serve(GEO_ROUTER_HEADER_TIMEOUT_S="3", GEO_ROUTER_MAX_CONNECTIONS_PER_CLIENT="50")
+    served.wait_ready()
+    socks = [_trickler(served.port, "127.0.0.2") for _ in range(200)]  # one attacker address
+    started = time.monotonic()
+    try:
+        answers = []
+        for _ in range(10):  # another address: its emergencies are answered meanwhile
+            r = httpx.post(served.base + "/v1/reports", content=REPORT, headers=JSON, timeout=10)
+            answers.append(r.status_code)
+        assert answers == [201] * 10
+        assert time.monotonic() - started < 15
+        closed = [_closed_by_server(sock) for sock in socks]  # capped at once or timed out
+        assert all(closed), f"{closed.count(False)} still open"
+        assert time.monotonic() - started < 30
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.slow
+def test_a_header_that_never_ends_is_cut_but_a_keep_alive_connection_is_not(serve: Any) -> None:
+    served = serve(GEO_ROUTER_HEADER_TIMEOUT_S="1", GEO_ROUTER_KEEP_ALIVE_S="5")
+    served.wait_ready()
+    slow = _trickler(served.port, "127.0.0.1")
+    with httpx.Client(base_url=served.base) as client:  # one keep-alive connection
+        assert client.get("/livez").status_code == 200
+        time.sleep(2.5)  # idle past the header timeout, within the keep-alive timeout
+        assert client.get("/livez").status_code == 200
+    assert _closed_by_server(slow)
+
+
+@pytest.mark.slow
+def test_pipelining_clients_that_hang_up_log_no_traceback(serve: Any) -> None:
+    served = serve()
+    served.wait_ready()
+
+    def hang_up(i: int) -> None:
+        sock = socket.create_connection(("127.0.0.1", served.port))
+        sock.sendall((POST if i % 2 else GET) * 50)
+        if i % 3 == 0:  # some reset the connection instead of closing it
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        time.sleep(0.002 * (i % 5))
+        sock.close()
+
+    threads = [threading.Thread(target=hang_up, args=(i,)) for i in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    time.sleep(2)
+    assert httpx.get(served.base + "/readyz", timeout=5).status_code == 200
+    log = served.output()
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
