@@ -210,7 +210,8 @@ def _start_journal(app: FastAPI) -> None:
                 return report
             return report_service_of(app).locate_journaled(report)
 
-        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine), complete))
+        repo = ReportsRepo(engine, state.secrets)  # a registered caller's home is sealed
+        journal.register(REPORT_KIND, report_replayer(repo, complete))
     state.journal = journal
 
 

@@ -14,10 +14,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import AppSettings
+from geo_router.errors import StoreUnavailableError
 from geo_router.intake.audit import AUDIT_KIND
 from geo_router.intake.secrets import Secrets
 from geo_router.store import Store
 from geo_router.store.audit_repo import AuditRecord
+from geo_router.store.reports_repo import ReportsRepo
 
 PHONE = "0812-3456-7890"
 UNKNOWN = "0813-9999-0000"
@@ -233,5 +235,38 @@ def test_the_replay_loop_chains_a_journaled_audit_record_exactly_once(
     assert after[0].subjects == (f"subscriber:{served['subscriber']}", f"report:{report_id}")
     app.state.audit.chain_journaled(after[0].to_dict())  # a second replay changes nothing
     assert len(_records(served)) == before + 1
+    check = app.state.audit.verify()
+    assert check.intact, check.reason
+
+
+def test_an_emergency_located_at_home_while_reports_cannot_be_written_is_replayed_sealed(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's report replayer stores the registered caller's home sealed (it has the
+    secrets), and the registry read is chained exactly once."""
+    client, keys, app = served["client"], served["keys"], served["app"]
+    before = len(_records(served))
+
+    def disk_full(*_args: Any, **_kwargs: Any) -> bool:
+        raise StoreUnavailableError("the database is unavailable (disk full)")
+
+    with monkeypatch.context() as patch:  # reads work (the registry), report writes do not
+        patch.setattr(ReportsRepo, "insert", disk_full)
+        r = client.post(
+            "/v1/reports",
+            json={"category": "fire", "reporter_phone": PHONE},
+            headers=keys["intake"],
+        )
+        assert r.status_code == 202, r.text
+        assert r.json()["decision"]["location"]["source"] == "registered_caller"
+    report_id = r.json()["id"]
+    result = app.state.replay_loop.run_once()
+    assert result.replayed == 1 and result.failed == 0 and not app.state.journal.has_pending()
+    shown = client.get(f"/v1/reports/{report_id}", headers=keys["intake"])
+    assert shown.status_code == 200 and shown.json()["status"] == "open"
+    located = [a for a in _records(served)[before:] if a.action == "registry_locate"]
+    # Read once per attempt (in the store, then offline): each read chained once.
+    assert located and {a.subjects[1] for a in located} == {f"report:{report_id}"}
+    assert len({a.record_id for a in located}) == len(located)
     check = app.state.audit.verify()
     assert check.intact, check.reason

@@ -152,7 +152,7 @@ def test_a_phone_only_emergency_is_taken_unlocated_and_located_when_replayed(
 
     online = _service(sqlite_engine, demo_router, journal)
     journal.register(
-        REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine), online.locate_journaled)
+        REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine, SECRETS), online.locate_journaled)
     )
     assert journal.replay().replayed == 2
     stored = online.get(home.report.id, actor=CALL)
@@ -187,7 +187,7 @@ def test_disk_full_still_locates_from_the_registry_and_replays_exactly_once(
     retry = service.file(body, actor=CALL, idempotency_key="home-1")
     assert retry.report.id == filed.report.id and retry.pending
 
-    journal.register(REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine)))
+    journal.register(REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine, SECRETS)))
     assert journal.replay().replayed == 1
     stored = service.get(filed.report.id, actor=CALL)
     assert (
@@ -196,7 +196,7 @@ def test_disk_full_still_locates_from_the_registry_and_replays_exactly_once(
     after = service.file(body, actor=CALL, idempotency_key="home-1")
     assert after.report.id == filed.report.id and not after.pending
     # Replaying the same record again (a crash before it was marked) stores nothing new.
-    report_replayer(ReportsRepo(sqlite_engine))(
+    report_replayer(ReportsRepo(sqlite_engine, SECRETS))(
         {"report": stored.to_dict(), "actor": "k-call", "idempotency": None}
     )
     with sqlite_engine.connect() as conn:
@@ -221,7 +221,7 @@ def test_a_commit_whose_answer_is_lost_is_not_stored_twice(
         patch.setattr(ReportsRepo, "insert", committed_then_lost)
         filed = service.file(ReportInput.parse(_payload(demo_router)), actor=CALL)
     assert filed.pending
-    journal.register(REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine)))
+    journal.register(REPORT_KIND, report_replayer(ReportsRepo(sqlite_engine, SECRETS)))
     assert journal.replay().replayed == 1  # skipped: the same id is already stored
     assert service.get(filed.report.id, actor=CALL).status == "open"
     with sqlite_engine.connect() as conn:
