@@ -9,8 +9,9 @@ store, secrets, server, api).
 
 The local journal (``geo_router.journal``) opens beside the store: emergencies taken while
 the database is unavailable wait there, and a background thread (``ReplayLoop``) replays
-them into the store at start and whenever the database answers again. Other record kinds
-(the audit log) register their replayer on ``app.state.journal`` at startup.
+them into the store at start and whenever the database answers again. The audit trail
+keeps the records its log cannot take there too (kind ``"audit"``): the journal opens
+first, the audit service registers its replayer, then the replay thread starts.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from geo_router.intake.audit import AuditService
     from geo_router.intake.geocode import Geocoder
     from geo_router.intake.secrets import Secrets
+    from geo_router.journal import Journal
     from geo_router.store.database import Store
     from geo_router.store.serving_lock import ServingLock
 
@@ -115,21 +117,15 @@ def open_store(settings: AppSettings) -> Store:
     )
 
 
-def open_audit(settings: AppSettings, store: Store) -> AuditService:
-    """The audit trail over ``store``, spooling to the data dir while the log is down; what
-    an earlier run spooled is chained now (or later, when the database is back)."""
-    from geo_router.errors import AuditUnavailableError
+def open_audit(settings: AppSettings, store: Store, journal: Journal | None) -> AuditService:
+    """The audit trail over ``store``, keeping what its log cannot take in ``journal`` (kind
+    ``"audit"``, chained by the replay loop); without a journal such records are lost
+    (logged)."""
     from geo_router.intake.audit import AuditService
 
-    audit = AuditService.for_store(store, settings.store.data_dir)
-    try:
-        replayed = audit.replay_pending()
-    except AuditUnavailableError as exc:
-        log.warning("spooled audit records wait for the database: %s", exc.message)
-    else:
-        if replayed:
-            log.info("chained %d spooled audit records", replayed)
-    return audit
+    if journal is None:
+        log.error("no journal: audit records are lost while the audit log cannot be written")
+    return AuditService.for_store(store, journal=journal)
 
 
 def open_secrets(settings: AppSettings) -> Secrets:
@@ -191,15 +187,16 @@ def _announce_mode(app: FastAPI) -> None:
 
 
 def _start_journal(app: FastAPI) -> None:
-    """Open the journal, register the report replayer and start the replay thread.
+    """Open the journal and register the report replayer (the audit service registers its
+    own); :func:`_start_replay_loop` starts replaying once every replayer is registered.
 
     Without a journal (its file cannot be opened) the service still runs, but an emergency
-    during a database outage then gets 503 like any report; startup logs it and ``/readyz``
-    says so.
+    during a database outage then gets 503 like any report, and audit records the log
+    cannot take are lost; startup logs it and ``/readyz`` says so.
     """
     from geo_router.errors import JournalUnavailableError
     from geo_router.intake.reports.pending import REPORT_KIND, needs_locating, report_replayer
-    from geo_router.journal import Journal, ReplayLoop
+    from geo_router.journal import Journal
     from geo_router.store.reports_repo import Report, ReportsRepo
 
     state = app.state
@@ -218,10 +215,20 @@ def _start_journal(app: FastAPI) -> None:
                 return report
             return report_service_of(app).locate_journaled(report)
 
-        journal.register(REPORT_KIND, report_replayer(ReportsRepo(engine, state.secrets), complete))
+        repo = ReportsRepo(engine, state.secrets)  # a registered caller's home is sealed
+        journal.register(REPORT_KIND, report_replayer(repo, complete))
     state.journal = journal
-    interval = settings.store.journal_replay_interval_s
-    state.replay_loop = ReplayLoop(journal, interval).start()  # replays a restart's leftovers
+
+
+def _start_replay_loop(app: FastAPI) -> None:
+    """Start the thread replaying the journal (at once: a restart's leftovers), if any."""
+    from geo_router.journal import ReplayLoop
+
+    state = app.state
+    if state.journal is None:
+        return
+    interval = state.settings.store.journal_replay_interval_s
+    state.replay_loop = ReplayLoop(state.journal, interval).start()
 
 
 def _stop_journal(app: FastAPI) -> None:
@@ -325,9 +332,12 @@ def _make_lifespan(
         if store is not None and refused is None:
             app.state.store = store
             app.state.secrets = secrets
-            app.state.audit = await run_in_threadpool(open_audit, settings, store)
-            app.state.auth = Authenticator(store.keys, settings.server.host, audit=app.state.audit)
             await run_in_threadpool(_start_journal, app)
+            app.state.audit = await run_in_threadpool(
+                open_audit, settings, store, app.state.journal
+            )
+            app.state.auth = Authenticator(store.keys, settings.server.host, audit=app.state.audit)
+            await run_in_threadpool(_start_replay_loop, app)
             warm = getattr(store.keys, "warm", None)  # stand-in stores may have no cache
             if warm is not None:  # so that every key verifies during a database outage
                 await run_in_threadpool(warm)
@@ -343,10 +353,10 @@ def _make_lifespan(
         finally:
             if lock is not None:
                 lock.release()
-            await run_in_threadpool(_stop_journal, app)
             app.state.metrics.close()
-            if app.state.audit is not None:
+            if app.state.audit is not None:  # before the journal closes: it may take records
                 await run_in_threadpool(app.state.audit.close)
+            await run_in_threadpool(_stop_journal, app)
             close = getattr(store, "close", None)
             if close is not None:
                 close()

@@ -14,10 +14,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import AppSettings
-from geo_router.intake.audit import SPOOL_FILE_NAME
+from geo_router.errors import StoreUnavailableError
+from geo_router.intake.audit import AUDIT_KIND
 from geo_router.intake.secrets import Secrets
 from geo_router.store import Store
 from geo_router.store.audit_repo import AuditRecord
+from geo_router.store.reports_repo import ReportsRepo
 
 PHONE = "0812-3456-7890"
 UNKNOWN = "0813-9999-0000"
@@ -25,7 +27,12 @@ UNKNOWN = "0813-9999-0000"
 
 @pytest.fixture
 def served(database_url: str, demo_router: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    settings = AppSettings.of(data_dir=tmp_path, database_url=database_url, _env_file=None)
+    settings = AppSettings.of(
+        data_dir=tmp_path,
+        database_url=database_url,
+        journal_replay_interval_s=3600,  # the tests run the replay loop's rounds themselves
+        _env_file=None,
+    )
     secrets = Secrets.generate()
     app = create_app(
         settings,
@@ -59,7 +66,6 @@ def served(database_url: str, demo_router: Any, tmp_path: Path) -> Iterator[dict
             "keys": keys,
             "ids": ids,
             "subscriber": r.json()["id"],
-            "spool": tmp_path / SPOOL_FILE_NAME,
             "point": (point.x, point.y),
         }
 
@@ -157,9 +163,15 @@ def _mend_audit_log(engine: sa.Engine) -> None:
         conn.execute(sa.text("ALTER TABLE audit_head_away RENAME TO audit_head"))
 
 
-def test_audit_failure_fails_display_reads_closed_but_files_emergencies(
-    served: dict[str, Any],
-) -> None:
+def _journaled_audit(served: dict[str, Any]) -> list[AuditRecord]:
+    journal = served["app"].state.journal
+    return [AuditRecord.from_dict(r.payload) for r in journal.pending(AUDIT_KIND)]
+
+
+def _file_emergency_while_the_log_is_down(served: dict[str, Any]) -> tuple[int, str]:
+    """Break the audit log, check display reads fail closed and an emergency located from
+    the registry is filed with its audit record journaled; mend the log. Returns the count
+    of chained records before and the report's id."""
     client, keys = served["client"], served["keys"]
     before = len(_records(served))
     engine = _break_audit_log(served)
@@ -181,16 +193,80 @@ def test_audit_failure_fails_display_reads_closed_but_files_emergencies(
         assert r.status_code == 201, r.text
         report_id = r.json()["id"]
         assert r.json()["decision"]["location"]["source"] == "registered_caller"
-        assert served["spool"].stat().st_size > 0  # its record waits in the spool
+        [kept] = _journaled_audit(served)  # its audit record waits in the journal
+        assert kept.action == "registry_locate" and kept.subjects[1] == f"report:{report_id}"
         lon, lat = served["point"]
         routed = client.get(f"/v1/route?lon={lon}&lat={lat}", headers=keys["planner"])
         assert routed.status_code == 200, routed.text
+        loop = served["app"].state.replay_loop
+        assert loop.run_once().store_unavailable  # the log is still down: it waits
+        assert len(_journaled_audit(served)) == 1
     finally:
         _mend_audit_log(engine)
+    return before, report_id
+
+
+def test_audit_failure_fails_display_reads_closed_but_files_emergencies(
+    served: dict[str, Any],
+) -> None:
+    before, report_id = _file_emergency_while_the_log_is_down(served)
+    client, keys = served["client"], served["keys"]
     r = client.post("/v1/callers/lookup", json={"phone": PHONE}, headers=keys["intake"])
     assert r.status_code == 200
     after = _records(served)[before:]
+    # The journaled record is chained first, before the next record: the order is kept.
     assert [a.action for a in after] == ["registry_locate", "caller_lookup"]
     assert after[0].subjects[1] == f"report:{report_id}"
+    assert not served["app"].state.journal.has_pending()
     check = served["app"].state.audit.verify()
+    assert check.intact, check.reason
+
+
+def test_the_replay_loop_chains_a_journaled_audit_record_exactly_once(
+    served: dict[str, Any],
+) -> None:
+    before, report_id = _file_emergency_while_the_log_is_down(served)
+    app = served["app"]
+    result = app.state.replay_loop.run_once()  # the database is back
+    assert result.replayed == 1 and not app.state.journal.has_pending()
+    assert app.state.replay_loop.run_once() is None  # nothing left
+    after = _records(served)[before:]
+    assert [a.action for a in after] == ["registry_locate"]
+    assert after[0].subjects == (f"subscriber:{served['subscriber']}", f"report:{report_id}")
+    app.state.audit.chain_journaled(after[0].to_dict())  # a second replay changes nothing
+    assert len(_records(served)) == before + 1
+    check = app.state.audit.verify()
+    assert check.intact, check.reason
+
+
+def test_an_emergency_located_at_home_while_reports_cannot_be_written_is_replayed_sealed(
+    served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's report replayer stores the registered caller's home sealed (it has the
+    secrets), and the registry read is chained exactly once."""
+    client, keys, app = served["client"], served["keys"], served["app"]
+    before = len(_records(served))
+
+    def disk_full(*_args: Any, **_kwargs: Any) -> bool:
+        raise StoreUnavailableError("the database is unavailable (disk full)")
+
+    with monkeypatch.context() as patch:  # reads work (the registry), report writes do not
+        patch.setattr(ReportsRepo, "insert", disk_full)
+        r = client.post(
+            "/v1/reports",
+            json={"category": "fire", "reporter_phone": PHONE},
+            headers=keys["intake"],
+        )
+        assert r.status_code == 202, r.text
+        assert r.json()["decision"]["location"]["source"] == "registered_caller"
+    report_id = r.json()["id"]
+    result = app.state.replay_loop.run_once()
+    assert result.replayed == 1 and result.failed == 0 and not app.state.journal.has_pending()
+    shown = client.get(f"/v1/reports/{report_id}", headers=keys["intake"])
+    assert shown.status_code == 200 and shown.json()["status"] == "open"
+    located = [a for a in _records(served)[before:] if a.action == "registry_locate"]
+    # Read once per attempt (in the store, then offline): each read chained once.
+    assert located and {a.subjects[1] for a in located} == {f"report:{report_id}"}
+    assert len({a.record_id for a in located}) == len(located)
+    check = app.state.audit.verify()
     assert check.intact, check.reason

@@ -304,9 +304,12 @@ def test_postgres_down_emergency_stream_all_answered_then_stored_once_after_rest
         late = client.post("/v1/reports", json=_body(demo_router, "crime"), headers=unused)
         assert late.status_code == 202
         answers["late"] = late.json()["id"]
+        # A refusal's audit record cannot reach the log: the journal keeps it.
+        assert client.get("/v1/subscribers").status_code == 401
+        assert first.state.audit.flush(30)
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["store"] == "unavailable"
-        assert ready.json()["journal_pending"] == 21
+        assert ready.json()["journal_pending"] == 22
     # The worker stops while the server is still down, and starts again once it is back.
     proxy.up()
     second = _app(settings, demo_router, secrets)
@@ -333,3 +336,12 @@ def test_postgres_down_emergency_stream_all_answered_then_stored_once_after_rest
     finally:
         engine.dispose()
     assert total == 22 and keys == 20  # the 21 emergencies and the one filed before
+    audit = second.state.audit
+    refusals = [
+        s.record
+        for s in audit.export()
+        if s.record.detail.get("route") == "GET /v1/subscribers" and s.record.key_id is None
+    ]
+    assert len(refusals) == 1 and refusals[0].action == "auth_failure"  # chained once
+    check = audit.verify()
+    assert check.intact, check.reason

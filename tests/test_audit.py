@@ -11,9 +11,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from geo_router.errors import AuditUnavailableError
-from geo_router.intake.audit import AuditService, SpoolFile, audited_swap, phone_subject
+from geo_router.errors import AuditUnavailableError, JournalUnavailableError, StoreUnavailableError
+from geo_router.intake.audit import AUDIT_KIND, AuditService, audited_swap, phone_subject
+from geo_router.intake.secrets import Secrets
+from geo_router.journal import Journal
 from geo_router.store.audit_repo import AuditRecord, AuditRepo
+
+SECRETS = Secrets.generate()
 
 
 @dataclass(frozen=True)
@@ -104,21 +108,32 @@ def test_reordered_records_are_named(migrated_engine: sa.Engine) -> None:
     assert check.first_bad_seq == 2 and check.count == 1
 
 
+def _journal(path: Path) -> Journal:
+    return Journal(path, SECRETS, preallocate_bytes=64 * 1024)
+
+
+def _down(engine: sa.Engine, journal: Journal | None) -> AuditService:
+    audit = AuditService(DownRepo(engine))
+    if journal is not None:
+        audit.use_journal(journal)
+    return audit
+
+
 def test_a_display_read_fails_closed(migrated_engine: sa.Engine, tmp_path: Path) -> None:
-    spool = SpoolFile(tmp_path / "spool.jsonl")
-    audit = AuditService(DownRepo(migrated_engine), fallback=spool)
+    journal = _journal(tmp_path / "journal.bin")
+    audit = _down(migrated_engine, journal)
     with pytest.raises(AuditUnavailableError, match="registry data is not shown"):
         audit.record(
             "subscriber_read", "registry_admin", Key(), ["subscriber:s1"], fail_closed=True
         )
-    assert not spool.has_pending()  # nothing was shown, so nothing is kept
+    assert not journal.has_pending()  # nothing was shown, so nothing is kept
 
 
-def test_other_records_go_to_the_fallback_and_are_chained_later(
+def test_other_records_go_to_the_journal_and_are_chained_first_when_the_log_is_back(
     migrated_engine: sa.Engine, tmp_path: Path
 ) -> None:
-    spool = SpoolFile(tmp_path / "data" / "spool.jsonl")
-    down = AuditService(DownRepo(migrated_engine), fallback=spool)
+    journal = _journal(tmp_path / "data" / "journal.bin")
+    down = _down(migrated_engine, journal)
     first = down.record(
         "registry_locate",
         "emergency_location",
@@ -127,16 +142,48 @@ def test_other_records_go_to_the_fallback_and_are_chained_later(
         fail_closed=False,
     )
     down.record("auth_failure", "access_control", None, (), {"status": 401}, fail_closed=False)
-    assert spool.has_pending()
-    assert stat.S_IMODE(os.stat(spool.path).st_mode) == 0o600
-    up = AuditService(AuditRepo(migrated_engine), fallback=spool)
+    kept = journal.pending(AUDIT_KIND)
+    assert [r.payload["action"] for r in kept] == ["registry_locate", "auth_failure"]
+    assert kept[0].keys == (first.record_id,) and AuditRecord.from_dict(kept[0].payload) == first
+    assert stat.S_IMODE(os.stat(journal.path).st_mode) == 0o600
+    raw = journal.path.read_bytes()
+    assert b"subscriber:s1" not in raw and b"registry_locate" not in raw  # encrypted
+    up = AuditService(AuditRepo(migrated_engine))
+    up.use_journal(journal)
     up.record("key_revoke", "key_management", Key(), ["key:k1"], fail_closed=True)
     stored = list(up.export())
     assert [s.record.action for s in stored] == ["registry_locate", "auth_failure", "key_revoke"]
     assert stored[0].record == first
     assert stored[1].record.actor == "anonymous" and stored[1].record.key_id is None
-    assert not spool.has_pending() and up.verify().count == 3
-    assert up.replay(down_records := [first]) == 0 and down_records  # replays are idempotent
+    assert not journal.has_pending() and up.verify().count == 3
+    up.chain_journaled(first.to_dict())  # a replay after a crash before the mark: a no-op
+    assert up.verify().count == 3
+
+
+def test_the_replayer_makes_the_journal_wait_while_the_log_is_down(
+    migrated_engine: sa.Engine, tmp_path: Path
+) -> None:
+    journal = _journal(tmp_path / "journal.bin")
+    down = _down(migrated_engine, journal)
+    down.record("layer_change", "city_maintenance", Key(), ["layer:x"], fail_closed=False)
+    with pytest.raises(StoreUnavailableError):
+        down.chain_journaled(journal.pending(AUDIT_KIND)[0].payload)
+    result = journal.replay()
+    assert result.store_unavailable and result.failed == 0 and journal.has_pending()
+    AuditService(AuditRepo(migrated_engine)).use_journal(journal)  # the log is back
+    assert journal.replay().replayed == 1 and not journal.has_pending()
+    assert journal.replay().replayed == 0
+    assert AuditRepo(migrated_engine).count() == 1
+
+
+def test_without_a_journal_a_record_the_log_cannot_take_is_logged_as_lost(
+    migrated_engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = _down(migrated_engine, None).record(
+        "registry_locate", "emergency_location", Key(), fail_closed=False
+    )
+    assert record.action == "registry_locate"
+    assert "lost" in caplog.text and "no fallback" in caplog.text
 
 
 def test_a_failing_fallback_never_fails_the_caller(migrated_engine: sa.Engine) -> None:
@@ -148,15 +195,19 @@ def test_a_failing_fallback_never_fails_the_caller(migrated_engine: sa.Engine) -
     assert record.action == "registry_locate"
 
 
-def test_a_torn_spool_line_is_skipped(migrated_engine: sa.Engine, tmp_path: Path) -> None:
-    spool = SpoolFile(tmp_path / "spool.jsonl")
-    AuditService(DownRepo(migrated_engine), fallback=spool).record(
-        "layer_change", "city_maintenance", Key(), ["layer:kelurahan"], fail_closed=False
+def test_a_full_journal_never_fails_the_caller(
+    migrated_engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = _journal(tmp_path / "journal.bin")
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise JournalUnavailableError("the local journal cannot be written (disk full)")
+
+    monkeypatch.setattr(journal, "append", full)
+    record = _down(migrated_engine, journal).record(
+        "registry_locate", "emergency_location", Key(), fail_closed=False
     )
-    with open(spool.path, "ab") as handle:
-        handle.write(b'{"record_id": "half')
-    assert AuditService(AuditRepo(migrated_engine), fallback=spool).replay_pending() == 1
-    assert AuditRepo(migrated_engine).count() == 1
+    assert record.action == "registry_locate"
 
 
 def test_phone_subject_is_the_hash_only() -> None:

@@ -9,7 +9,10 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from geo_router.errors import AuditUnavailableError
-from geo_router.intake.audit import SPOOL_FILE_NAME, AuditService, SpoolFile
+from geo_router.intake.audit import AUDIT_KIND, AuditService
+from geo_router.intake.secrets import secrets_for_migration
+from geo_router.journal import Journal
+from geo_router.settings import SecretsSettings, StoreSettings
 from geo_router.store import Store
 from geo_router.store.audit_repo import AuditRepo
 
@@ -73,20 +76,75 @@ def test_export_writes_every_record_with_its_hashes(tmp_path: Path) -> None:
     assert line["seq"] == 2 and len(line["prev_hash"]) == 64 and len(line["hash"]) == 64
 
 
-def test_replay_chains_what_was_spooled(tmp_path: Path) -> None:
+def _journal(tmp_path: Path) -> Journal:
+    """The journal the commands open: ``journal.bin`` in the data dir, with its secrets."""
+    secrets = secrets_for_migration(SecretsSettings(_env_file=None), _store_settings(tmp_path))
+    assert secrets is not None
+    return Journal(tmp_path / "journal.bin", secrets, preallocate_bytes=64 * 1024)
+
+
+def _store_settings(tmp_path: Path) -> StoreSettings:
+    return StoreSettings(data_dir=tmp_path, database_url=None, _env_file=None)
+
+
+def test_replay_chains_the_journaled_audit_records_and_leaves_other_kinds(
+    tmp_path: Path,
+) -> None:
+    assert _invoke(tmp_path, "secrets", "init").exit_code == 0
     _invoke(tmp_path, "keys", "create", "--role", "admin", "--name", "ops")
+    journal = _journal(tmp_path)
     with Store.from_url(_url(tmp_path)) as store:
 
         class Down(AuditRepo):
             def append(self, records: object) -> list[int]:
                 raise AuditUnavailableError("down")
 
-        spool = SpoolFile(tmp_path / SPOOL_FILE_NAME)
-        down = AuditService(Down(store.engine), fallback=spool)
+        down = AuditService(Down(store.engine))
+        down.use_journal(journal)
         down.record(
             "registry_locate", "emergency_location", None, ["report:r_x"], fail_closed=False
         )
+    journal.append("report", {"id": "r_x"}, keys=("r_x",))  # the service's kind, not ours
+    journal.close()
     replayed = _invoke(tmp_path, "audit", "replay")
-    assert replayed.exit_code == 0 and "chained 1 spooled records" in replayed.stdout
+    assert replayed.exit_code == 0, replayed.output
+    assert "chained 1 journaled audit records" in replayed.stdout
+    journal = _journal(tmp_path)
+    assert [r.kind for r in journal.pending()] == ["report"]  # left for the service
+    journal.close()
+    again = _invoke(tmp_path, "audit", "replay")
+    assert again.exit_code == 0 and "chained 0 journaled audit records" in again.stdout
     ok = _invoke(tmp_path, "audit", "verify")
     assert ok.exit_code == 0 and "intact: 2 records" in ok.stdout
+
+
+def test_a_key_change_the_log_cannot_take_is_journaled_then_replayed(tmp_path: Path) -> None:
+    assert _invoke(tmp_path, "secrets", "init").exit_code == 0
+    assert _invoke(tmp_path, "keys", "create", "--role", "admin", "--name", "a").exit_code == 0
+    engine = sa.create_engine(_url(tmp_path))
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_head RENAME TO audit_head_away"))
+    created = _invoke(tmp_path, "keys", "create", "--role", "admin", "--name", "b")
+    assert created.exit_code == 0, created.output  # the key change is not refused
+    journal = _journal(tmp_path)
+    [kept] = journal.pending(AUDIT_KIND)
+    journal.close()
+    assert kept.payload["action"] == "key_create"
+    assert kept.payload["subjects"] == [f"key:{_key_id(created.output)}"]
+    down = _invoke(tmp_path, "audit", "replay")
+    assert down.exit_code == 2 and "1 journaled records wait" in down.output
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_head_away RENAME TO audit_head"))
+    engine.dispose()
+    replayed = _invoke(tmp_path, "audit", "replay")
+    assert replayed.exit_code == 0 and "chained 1 journaled audit records" in replayed.stdout
+    ok = _invoke(tmp_path, "audit", "verify")
+    assert ok.exit_code == 0 and "intact: 2 records" in ok.stdout
+
+
+def test_replay_without_a_journal_or_its_secrets(tmp_path: Path) -> None:
+    nothing = _invoke(tmp_path, "audit", "replay")
+    assert nothing.exit_code == 0 and "chained 0 journaled audit records" in nothing.stdout
+    (tmp_path / "journal.bin").write_bytes(b"")  # a journal, but no secrets to read it
+    refused = _invoke(tmp_path, "audit", "replay")
+    assert refused.exit_code == 2 and "secrets" in refused.output

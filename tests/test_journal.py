@@ -142,3 +142,17 @@ def test_an_unwritable_journal_raises_journal_unavailable(
     monkeypatch.setattr(os, "pwrite", broken)
     with pytest.raises(JournalUnavailableError, match="Input/output error"):
         journal.append("report", {"n": 1})
+
+
+def test_replay_of_some_kinds_leaves_the_others_pending_untouched(tmp_path: Path) -> None:
+    journal = _journal(tmp_path / "j.bin")
+    journal.append("report", {"n": 1})
+    journal.append("audit", {"n": 2})
+    chained: list[dict[str, Any]] = []
+    journal.register("audit", chained.append)  # no "report" replayer in this process
+    result = journal.replay(kinds=("audit",))
+    assert (result.replayed, result.failed, result.remaining) == (1, 0, 1)
+    assert chained == [{"n": 2}]
+    assert [r.kind for r in journal.pending()] == ["report"]  # kept, not dropped
+    unknown = journal.replay()  # a kind without a replayer fails but stays pending
+    assert unknown.failed == 1 and [r.payload for r in journal.pending()] == [{"n": 1}]

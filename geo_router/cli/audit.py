@@ -1,4 +1,10 @@
-"""geo-router audit: verify the hash chain, show its tail, export it, replay the spool."""
+"""geo-router audit: verify the hash chain, show its tail, export it, replay the journal.
+
+Audit records the log could not take wait in the local journal (kind ``"audit"``); the
+service's replay loop chains them when the database is back, and ``audit replay`` does it
+now (only those records: the journal's other kinds stay pending for the service).
+``verify`` only reads: it does not replay first.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,15 @@ import typer
 
 from geo_router.cli.app import app
 from geo_router.errors import GeoRouterError
-from geo_router.intake.audit import AuditService
-from geo_router.settings import store_settings
+from geo_router.intake.audit import AUDIT_KIND, AuditService
+from geo_router.intake.secrets import secrets_for_migration
+from geo_router.journal import Journal
+from geo_router.settings import StoreSettings, secrets_settings, store_settings
 from geo_router.store import Store, describe_store
 from geo_router.store.audit_repo import StoredAuditRecord
 
 audit_app = typer.Typer(
-    help="The audit trail: verify its hash chain, tail, export, replay spooled records.",
+    help="The audit trail: verify its hash chain, tail, export, replay journaled records.",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
@@ -26,7 +34,20 @@ def _open() -> tuple[Store, AuditService]:
     settings = store_settings()
     typer.echo(f"store: {describe_store(settings)}", err=True)
     store = Store.open(settings)
-    return store, AuditService.for_store(store, settings.data_dir)
+    return store, AuditService.for_store(store)
+
+
+def open_journal(settings: StoreSettings) -> Journal | None:
+    """The local journal, when the secrets that encrypt it are available and it opens; else
+    None (says why on stderr when it cannot be opened)."""
+    secrets = secrets_for_migration(secrets_settings(), settings)
+    if secrets is None:
+        return None
+    try:
+        return Journal.open(settings, secrets)
+    except GeoRouterError as exc:
+        typer.echo(f"warning: {exc.message}", err=True)
+        return None
 
 
 def _line(stored: StoredAuditRecord) -> dict[str, object]:
@@ -39,13 +60,10 @@ def verify() -> None:
     try:
         store, audit = _open()
         with store:
-            pending = audit.replay_pending()
             check = audit.verify()
     except GeoRouterError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(code=2) from None
-    if pending:
-        typer.echo(f"chained {pending} spooled records first", err=True)
     if not check.intact:
         typer.echo(
             f"audit log BROKEN at record {check.first_bad_seq}: {check.reason} "
@@ -86,12 +104,37 @@ def export(
 
 @audit_app.command("replay")
 def replay() -> None:
-    """Chain the records spooled while the database was unavailable."""
+    """Chain the audit records journaled while the audit log could not be written.
+
+    Exit 2 when the log still cannot take them (they stay in the journal), 1 when another
+    process (the service's replay loop) is replaying the journal right now.
+    """
+    settings = store_settings()
+    if not settings.effective_journal_path.exists():
+        typer.echo("chained 0 journaled audit records (no journal)")
+        return
+    journal = open_journal(settings)
+    if journal is None:
+        typer.echo("error: the journal cannot be read without the service's secrets", err=True)
+        raise typer.Exit(code=2)
     try:
-        store, audit = _open()
-        with store:
-            count = audit.replay_pending()
+        typer.echo(f"store: {describe_store(settings)}", err=True)
+        with Store.open(settings) as store:
+            AuditService.for_store(store, journal=journal)  # registers the "audit" replayer
+            result = journal.replay(kinds=(AUDIT_KIND,))
     except GeoRouterError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(f"chained {count} spooled records")
+    finally:
+        journal.close()
+    if result.busy:
+        typer.echo("the journal is being replayed by another process; try again", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"chained {result.replayed} journaled audit records")
+    if result.store_unavailable or result.failed:
+        typer.echo(
+            f"error: the audit log did not take every record ({result.remaining} journaled "
+            "records wait)",
+            err=True,
+        )
+        raise typer.Exit(code=2)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geo_router.cli.app import app
+from geo_router.cli.audit import open_journal
 from geo_router.errors import GeoRouterError
 from geo_router.intake.audit import AuditService
 from geo_router.intake.reports.models import ServiceActor
@@ -45,17 +46,22 @@ def cli_actor() -> ServiceActor:
 
 
 def _audit_key(store: Store, action: str, record: ApiKeyRecord) -> None:
-    """Audit a key's creation or revocation (spooled when the log cannot take it)."""
-    audit = AuditService.for_store(store, store_settings().data_dir)
-    detail = {"role": record.role, "channel": record.channel, "prefix": record.prefix}
-    audit.record(
-        "key_create" if action == "create" else "key_revoke",
-        "key_management",
-        cli_actor(),
-        [f"key:{record.id}"],
-        detail,
-        fail_closed=False,
-    )
+    """Audit a key's creation or revocation (journaled when the log cannot take it)."""
+    journal = open_journal(store_settings())
+    try:
+        audit = AuditService.for_store(store, journal=journal)
+        detail = {"role": record.role, "channel": record.channel, "prefix": record.prefix}
+        audit.record(
+            "key_create" if action == "create" else "key_revoke",
+            "key_management",
+            cli_actor(),
+            [f"key:{record.id}"],
+            detail,
+            fail_closed=False,
+        )
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 def _fail(exc: GeoRouterError) -> typer.Exit:

@@ -10,27 +10,25 @@ walks the chain.
 When the audit log cannot be written, the caller decides: a read of registry data for display
 fails closed (``fail_closed=True`` raises ``AuditUnavailableError``, a 503), while emergency
 work (locating a report at a registered caller's home) and everything else goes on and hands
-its record to the *fallback*, a callable taking the record. The default fallback is
-:class:`SpoolFile`, an fsynced JSON-lines file in the data dir whose records are chained, in
-order and exactly once (records carry an id), as soon as the database takes appends again.
+its record to the *fallback*, a callable taking the record. The fallback is the local journal
+(``geo_router.journal``): :meth:`AuditService.for_store` with a journal appends such records
+there (kind :data:`AUDIT_KIND`, keyed by record id) and registers the replayer that chains
+them, exactly once (records carry an id), when the journal is replayed: by the app's replay
+loop, by ``geo-router audit replay``, and by this service before its next append. Without a
+journal a record the log cannot take is lost, with an error in the log.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
-
-from geo_router.errors import AuditUnavailableError
+from geo_router.errors import AuditUnavailableError, StoreUnavailableError
 from geo_router.intake.audit_queue import AuditQueue
 from geo_router.store.audit_repo import (
     GENESIS_HASH,
@@ -42,15 +40,15 @@ from geo_router.store.audit_repo import (
 from geo_router.store.schema import AuditAction, AuditPurpose, new_uuid, utcnow
 
 if TYPE_CHECKING:
+    from geo_router.journal import Journal
     from geo_router.store.database import Store
 
 __all__ = [
-    "SPOOL_FILE_NAME",
+    "AUDIT_KIND",
     "AuditFallback",
     "AuditRecord",
     "AuditService",
     "ChainCheck",
-    "SpoolFile",
     "Who",
     "audited_swap",
     "phone_subject",
@@ -58,10 +56,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The default fallback's file, in the data dir.
-SPOOL_FILE_NAME = "audit-spool.jsonl"
+#: The journal kind of an audit record waiting for the audit log.
+AUDIT_KIND = "audit"
 
-#: Where a record goes when the audit log cannot take it (the spool, or the journal).
+#: Where a record goes when the audit log cannot take it (the journal; tests pass others).
 AuditFallback = Callable[[AuditRecord], None]
 
 
@@ -77,13 +75,6 @@ class Who(Protocol):
     def name(self) -> str:
         """The key's name."""
         ...
-
-
-@runtime_checkable
-class _Drainable(Protocol):
-    def has_pending(self) -> bool: ...
-
-    def drain(self, sink: Callable[[Sequence[AuditRecord]], object]) -> int: ...
 
 
 def phone_subject(phone_hash: str) -> str:
@@ -107,67 +98,6 @@ class ChainCheck:
         return self.first_bad_seq is None
 
 
-class SpoolFile:
-    """The default fallback: an append-only, fsynced JSON-lines file (mode 0600).
-
-    Several processes may spool and drain at once: both take an exclusive ``flock``.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def __call__(self, record: AuditRecord) -> None:
-        """Append one record and fsync it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = orjson.dumps(record.to_dict()) + b"\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def has_pending(self) -> bool:
-        """Whether records wait in the file (one ``stat``)."""
-        try:
-            return self.path.stat().st_size > 0
-        except FileNotFoundError:
-            return False
-
-    def drain(self, sink: Callable[[Sequence[AuditRecord]], object]) -> int:
-        """Hand every spooled record to ``sink`` in order, then empty the file.
-
-        When ``sink`` raises, the file is kept as it is (records are replayed later; their ids
-        make a second replay of a record a no-op). A torn last line (a crash while writing)
-        is skipped with a warning. Returns how many records were handed over.
-        """
-        if not self.has_pending():
-            return 0
-        fd = os.open(self.path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                records = list(_parse_spool(handle.read().splitlines(), self.path))
-            if records:
-                sink(records)
-            os.ftruncate(fd, 0)
-            os.fsync(fd)
-            return len(records)
-        finally:
-            os.close(fd)
-
-
-def _parse_spool(lines: Iterable[bytes], path: Path) -> Iterator[AuditRecord]:
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield AuditRecord.from_dict(orjson.loads(line))
-        except (ValueError, KeyError, TypeError):
-            log.warning("skipping unreadable line %d of audit spool %s", number, path)
-
-
 class AuditService:
     """Record audited events in the hash chain; verify, tail and export it.
 
@@ -177,8 +107,7 @@ class AuditService:
         The audit log's repository.
     fallback
         Takes a record the log cannot take (``fail_closed=False`` calls only); None drops it
-        with an error in the log. When it also has ``has_pending()`` and ``drain(sink)``
-        (:class:`SpoolFile`), its records are chained before the next record.
+        with an error in the log. :meth:`use_journal` makes the journal the fallback.
     clock
         Returns the current UTC time.
     """
@@ -193,19 +122,48 @@ class AuditService:
         self.repo = repo
         self.fallback = fallback
         self.clock = clock
+        self.journal: Journal | None = None
+        self._journal_may_hold = False  # whether journaled records may wait (replay first)
         self._queue: AuditQueue | None = None
         self._queue_lock = threading.Lock()
 
     @classmethod
-    def for_store(
-        cls, store: Store, data_dir: Path, *, fallback: AuditFallback | None = None
-    ) -> AuditService:
-        """The audit service of ``store``; the fallback defaults to a :class:`SpoolFile` in
-        ``data_dir``."""
-        return cls(
-            AuditRepo(store.engine),
-            fallback=fallback if fallback is not None else SpoolFile(data_dir / SPOOL_FILE_NAME),
-        )
+    def for_store(cls, store: Store, *, journal: Journal | None = None) -> AuditService:
+        """The audit service of ``store``, keeping what its log cannot take in ``journal``
+        (see :meth:`use_journal`); without one such records are lost (logged)."""
+        audit = cls(AuditRepo(store.engine))
+        if journal is not None:
+            audit.use_journal(journal)
+        return audit
+
+    def use_journal(self, journal: Journal) -> None:
+        """Keep records the log cannot take in ``journal`` (kind :data:`AUDIT_KIND`, keyed by
+        record id) and register the replayer that chains them when it is replayed."""
+
+        def keep(record: AuditRecord) -> None:
+            journal.append(AUDIT_KIND, record.to_dict(), keys=(record.record_id,))
+
+        journal.register(AUDIT_KIND, self.chain_journaled)
+        self.journal = journal
+        self.fallback = keep
+        self._journal_may_hold = True  # an earlier run or another process may have left some
+
+    def chain_journaled(self, payload: dict[str, Any]) -> None:
+        """The journal's replayer of :data:`AUDIT_KIND`: chain one kept record (skipped when
+        its id is chained already).
+
+        Raises
+        ------
+        StoreUnavailableError
+            The log still cannot take it: the journal keeps it and retries later.
+        """
+        try:
+            self.repo.append([AuditRecord.from_dict(payload)])
+        except AuditUnavailableError as exc:
+            raise StoreUnavailableError(
+                f"{exc.message}: the journaled audit record waits",
+                detail={"reason": "audit log unavailable"},
+            ) from exc
 
     def record(
         self,
@@ -306,14 +264,24 @@ class AuditService:
         )
 
     def _replay_quietly(self) -> None:
-        """Chain what the fallback holds first (keeps the order); a failure to read it is
-        logged, never raised (the database being down raises ``AuditUnavailableError``)."""
+        """Chain the journal's audit records first, so the chain keeps their order.
+
+        Raises ``AuditUnavailableError`` when the log cannot take them (the new record then
+        need not wait for the database a second time); any other failure is logged, never
+        raised (what is not chained yet stays in the journal for its replay loop).
+        """
+        journal = self.journal
+        if journal is None or not self._journal_may_hold:
+            return
         try:
-            self.replay_pending()
-        except AuditUnavailableError:
-            raise
+            result = journal.replay(kinds=(AUDIT_KIND,))
         except Exception:
-            log.exception("could not replay the audit fallback's records")
+            log.exception("could not replay the audit records kept in the journal")
+            return
+        # Busy: another thread or process replays them now; unavailable: the log is down.
+        self._journal_may_hold = result.busy or result.store_unavailable
+        if result.store_unavailable:
+            raise AuditUnavailableError("the audit log cannot be written (journal replay)")
 
     def _fall_back(self, records: Sequence[AuditRecord], exc: Exception) -> None:
         actions = ", ".join(sorted({r.action for r in records}))
@@ -323,6 +291,7 @@ class AuditService:
         try:
             for record in records:
                 self.fallback(record)
+            self._journal_may_hold = True
         except Exception:  # the work it audits goes on: an emergency is never refused
             log.exception("audit records (%s) lost: their fallback failed too", actions)
         else:
@@ -332,18 +301,6 @@ class AuditService:
                 len(records),
                 actions,
             )
-
-    def replay(self, records: Sequence[AuditRecord]) -> int:
-        """Chain records kept elsewhere (spool, journal) in order; already chained ids are
-        skipped. Returns how many were new. Raises ``AuditUnavailableError``."""
-        return len(self.repo.append(records))
-
-    def replay_pending(self) -> int:
-        """Chain what the fallback holds, if it can be drained; how many records it held."""
-        fallback = self.fallback
-        if isinstance(fallback, _Drainable) and fallback.has_pending():
-            return fallback.drain(self.replay)
-        return 0
 
     def verify(self) -> ChainCheck:
         """Walk the chain: the count when intact, else the first bad sequence number."""
@@ -412,7 +369,7 @@ def audited_swap(router: _Swappable, new_snapshot: Any, *, audit: AuditService, 
     """Swap the router's city and audit every layer and facility set whose version changed.
 
     Nothing changes layers or facilities at runtime yet; a reload (CLI or API) calls this
-    instead of ``Router.swap``. The records never block the swap (they go to the fallback
+    instead of ``Router.swap``. The records never block the swap (they go to the journal
     when the log is down). Returns the previous snapshot.
     """
     old = router.snapshot

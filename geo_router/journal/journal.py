@@ -12,7 +12,10 @@ Each kind has one replayer, registered by whoever writes that kind::
     journal.register("report", store_report)   # store_report(payload) -> None
 
 :meth:`Journal.replay` hands each pending record to its kind's replayer, oldest first, and
-marks it replayed once the replayer returns. A replayer must be idempotent (insert by id,
+marks it replayed once the replayer returns; ``replay(kinds=...)`` replays only those kinds
+and leaves the others pending untouched (a command that knows one kind's replayer). A
+record whose kind has no replayer in this process stays pending (counted as failed). A
+replayer must be idempotent (insert by id,
 skip when present): a crash between its write and the mark replays the record again. A
 ``StoreUnavailableError`` stops the replay until the next attempt; any other error leaves
 that record pending (logged) and goes on. Replays of several processes sharing the file are
@@ -25,7 +28,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -226,16 +229,22 @@ class Journal:
 
     # -- replay ----------------------------------------------------------------------------
 
-    def replay(self) -> ReplayResult:
-        """Store every pending record with its kind's replayer, then empty a drained journal.
+    def replay(self, kinds: Collection[str] | None = None) -> ReplayResult:
+        """Store every pending record (of ``kinds``, or of every kind) with its kind's
+        replayer, then empty a drained journal.
 
-        Returns at once with ``busy=True`` while another thread or process replays.
+        Records of other kinds are left pending and not counted as failed. Returns at once
+        with ``busy=True`` while another thread or process replays.
         """
         with self._replay_lock() as acquired:
             if not acquired:
                 return ReplayResult(busy=True)
             with self._file.locked():
-                todo = list(self._pending_locked())
+                todo = [
+                    (frame, record)
+                    for frame, record in self._pending_locked()
+                    if kinds is None or (record is not None and record.kind in kinds)
+                ]
             replayed = failed = 0
             unavailable = False
             for frame, record in todo:

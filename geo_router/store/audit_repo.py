@@ -58,7 +58,7 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data (for a spool or a journal); :meth:`from_dict` reads it back."""
+        """Plain JSON data (for the journal); :meth:`from_dict` reads it back."""
         return {
             "record_id": self.record_id,
             "at": self.at.astimezone(UTC).isoformat(),
