@@ -10,12 +10,10 @@ write the request and read ``Content-Length`` bytes back.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,17 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _servers import HOST, REPO_ROOT, free_port, launch, stop_servers
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # never anything else: these scripts must not leave the machine
-_STARTED: list[subprocess.Popen[bytes]] = []
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+__all__ = ["HOST", "REPO_ROOT", "free_port", "stop_servers"]  # re-exported for the scripts
 
 
 def serve_city(
@@ -58,35 +48,7 @@ def serve_city(
     command += ["--port", str(port), "--workers", str(workers)]
     if cpus and shutil.which("taskset"):
         command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    _STARTED.append(process)
-    if len(_STARTED) == 1:
-        atexit.register(stop_servers)
-    return f"http://{HOST}:{port}", process
-
-
-def stop_servers() -> None:
-    """Stop every server started here (their process groups)."""
-    while _STARTED:
-        process = _STARTED.pop()
-        if process.poll() is not None:
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    return f"http://{HOST}:{port}", launch(command, environment, log)
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import json
 import os
@@ -39,8 +38,10 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # never anything else: this benchmark must not leave the machine
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _servers import HOST, REPO_ROOT, free_port, latest_exited, launch, stop_servers
+
 ROUTE_APP = "api.main:create_app_from_env"
 HELLO_APP = "benchmarks.hello_app:create_app"
 READY_TIMEOUT_S = 180.0
@@ -53,8 +54,6 @@ TARGET_SCALING_2W = 1.7
 TARGET_P99_MS = 10.0
 TARGET_UNLOADED_P50_MS = 1.0
 TARGET_BATCH_POINTS_PER_S = 300_000.0
-
-_STARTED: list[subprocess.Popen[bytes]] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +81,6 @@ class LoadResult:
 # ---------------------------------------------------------------- servers
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _uvicorn_options() -> list[str]:
     # The same loop/http implementation for both apps; the fastest ones when installed.
     try:
@@ -101,7 +94,7 @@ def _uvicorn_options() -> list[str]:
 
 def start_server(app: str, workers: int, env: dict[str, str], log: Path) -> tuple[str, int]:
     """Start ``uvicorn app --factory`` on loopback; returns (base URL, pid)."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -119,33 +112,8 @@ def start_server(app: str, workers: int, env: dict[str, str], log: Path) -> tupl
         "warning",
         *_uvicorn_options(),
     ]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers die with it
-        )
-    _STARTED.append(process)
+    process = launch(command, env, log)
     return f"http://{HOST}:{port}", process.pid
-
-
-def stop_servers() -> None:
-    """Terminate every server this script started (by process group of its own pids)."""
-    while _STARTED:
-        process = _STARTED.pop()
-        if process.poll() is not None:
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
 
 
 def wait_ready(base: str, path: str, log: Path, *, consecutive: int) -> None:
@@ -153,7 +121,7 @@ def wait_ready(base: str, path: str, log: Path, *, consecutive: int) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     streak = 0
     while time.monotonic() < deadline:
-        if _STARTED and _STARTED[-1].poll() is not None:
+        if latest_exited():
             raise SystemExit(f"server exited during startup; see {log}:\n{_tail(log)}")
         status = _get_status(base, path)
         streak = streak + 1 if status == 200 else 0
@@ -678,7 +646,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     city = (args.city or DEMO_CITY_PROFILE).resolve()
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
-    atexit.register(stop_servers)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
 

@@ -28,14 +28,12 @@ schema of its own, dropped at the end. Every server it starts is killed at exit.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import http.client
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,64 +47,34 @@ from typing import Any
 
 import sqlalchemy as sa
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _servers import HOST, REPO_ROOT, free_port, kill_group, launch
+
 sys.path.insert(0, str(REPO_ROOT))
 
-from geo_router.intake.secrets import write_new_secrets_file  # noqa: E402
-from geo_router.settings import DEMO_CITY_PROFILE  # noqa: E402
-from geo_router.store import Store, make_engine  # noqa: E402
+from geo_router.intake.secrets import write_new_secrets_file
+from geo_router.settings import DEMO_CITY_PROFILE
+from geo_router.store import Store, make_engine
 
-HOST = "127.0.0.1"
 APP = "api.main:create_app_from_env"
 READY_TIMEOUT_S = 90.0
 EMERGENCY = ("fire", "crime", "medical", "flooding")
 ROUTINE = ("water_pipe", "road_damage", "waste", "noise")
-_STARTED: list[subprocess.Popen[bytes]] = []
 
 
 # ---------------------------------------------------------------- the server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(
     env: dict[str, str], workers: int, log: Path
 ) -> tuple[int, subprocess.Popen[bytes]]:
     """Start uvicorn in a process group of its own; returns (port, process)."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "uvicorn", APP, "--factory", "--host", HOST]
     command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     command += ["--no-access-log"]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # kill -9 of the group takes every worker with it
-        )
-    _STARTED.append(process)
+    process = launch(command, env, log)
     return port, process
-
-
-def kill_server(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the server's whole process group (supervisor and workers) and reap it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    if process in _STARTED:
-        _STARTED.remove(process)
-
-
-def stop_all() -> None:
-    """Kill every server this script started (at exit, also on errors)."""
-    while _STARTED:
-        kill_server(_STARTED[-1])
 
 
 def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -296,7 +264,7 @@ def run_backend(backend: str, database_url: str | None, args: argparse.Namespace
             for client in clients:
                 client.start()
             time.sleep(rng.uniform(args.min_delay, args.max_delay))  # a random moment
-            kill_server(process)
+            kill_group(process)
             stop.set()
             for client in clients:
                 client.join(timeout=60)
@@ -312,7 +280,7 @@ def run_backend(backend: str, database_url: str | None, args: argparse.Namespace
             _resend_in_doubt(port, token, ledger, result)
             _replay_some(port, token, ledger, result, rng)
         finally:
-            kill_server(process)
+            kill_group(process)
         _verify(store_url, ledger, result)
     result.seconds = round(time.monotonic() - started, 1)
     return result
@@ -463,7 +431,6 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    atexit.register(stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
     results: list[Result] = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
