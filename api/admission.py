@@ -23,7 +23,10 @@ protocol of ``geo-router serve``; requests then wait unseen in the kernel's sock
 while the loop runs late (scheduling lag over ``shed_lag_s``) every lower-lane request is
 shed, and while the process uses more than ``shed_utilization`` of a CPU (its threads share
 one GIL) a growing share of them is. The emergency lanes
-have no limit: they are never refused here.
+have no limit: they are never refused here. Far above capacity even that is too late: the
+served protocol (:mod:`api.connections`) asks :meth:`Admission.shed_unread` as soon as a
+request's headers are parsed, and a lower-lane ``GET`` of an overloaded worker is answered
+there, by the same signal and counters, without starting the app at all.
 
 The hot path pays for a few string compares and two counters. Whether a request is an
 emergency is decided only when its lane is full or the loop is late (so an emergency is
@@ -48,6 +51,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Message, Receive, Scope
 
+from api.errors import PROBLEM_TYPE_BASE, problem_body
 from api.route_input import parse_query
 
 __all__ = [
@@ -59,7 +63,9 @@ __all__ = [
     "ROUTE",
     "Admission",
     "AdmissionLimits",
+    "lane_for",
     "lane_of",
+    "overloaded_problem",
 ]
 
 EMERGENCY_ROUTE = "emergency_route"
@@ -76,6 +82,8 @@ _ESCALATED = {ROUTE: EMERGENCY_ROUTE, INTAKE: EMERGENCY_INTAKE}
 _EXEMPT = frozenset({"/livez", "/readyz"})
 _INTAKE_POSTS = frozenset({"/v1/reports", "/v1/callers/lookup"})
 _OPEN311_POST = "/open311/v2/requests."
+#: The methods the protocol may shed unread: a POST's category is in its body.
+_BODILESS = frozenset({"GET", "HEAD"})
 #: How often the loop-lag probe runs (seconds).
 _PROBE_EVERY_S = 0.05
 #: How fast the shed share follows saturation (per probe), and its ceiling.
@@ -98,14 +106,33 @@ class AdmissionLimits:
     max_peek: int = 64 * 1024
 
 
-def lane_of(scope: Scope) -> str | None:
+def lane_for(method: str, path: str) -> str | None:
     """The lane of a request by method and path alone (None: the probes, never held)."""
-    path: str = scope["path"]
     if path.startswith("/v1/route"):
         return ROUTE
-    if scope["method"] == "POST" and (path in _INTAKE_POSTS or path.startswith(_OPEN311_POST)):
+    if method == "POST" and (path in _INTAKE_POSTS or path.startswith(_OPEN311_POST)):
         return INTAKE
     return None if path in _EXEMPT else OTHER
+
+
+def lane_of(scope: Scope) -> str | None:
+    """The lane of an ASGI request (:func:`lane_for` its method and path)."""
+    return lane_for(scope["method"], scope["path"])
+
+
+def overloaded_problem(
+    lane: str, retry_after_s: int, instance: str | None, request_id: str | None
+) -> dict[str, Any]:
+    """The 503 problem of a shed request, naming its lane (the app's and the protocol's)."""
+    return problem_body(
+        503,
+        f"the service is overloaded and sheds {lane} requests first; retry after "
+        f"{retry_after_s} s (emergencies are still answered)",
+        type_uri=PROBLEM_TYPE_BASE + "overloaded",
+        instance=instance,
+        request_id=request_id,
+        extra={"lane": lane, "retry_after_s": retry_after_s},
+    )
 
 
 def _body_category(scope: Scope, body: bytes) -> Any:
@@ -229,6 +256,31 @@ class Admission:
             return 0.0
         return max(self._lag, now - self._due)
 
+    def is_emergency(self, category: Any) -> bool:
+        """Whether ``category`` (as a request names it) is one of the city's emergencies."""
+        return isinstance(category, str) and category in self.emergency_codes()
+
+    def shed_unread(self, method: str, path: str, query: bytes) -> str | None:
+        """The lane in which to shed a request before it reaches the app (None: hand it on).
+
+        For the connection protocol (:mod:`api.connections`), which answers a ready-made
+        503 without starting the app when this names a lane: far above capacity even a
+        request shed by the middleware costs a task and the ASGI stack, enough to saturate a
+        worker. Only a ``GET``/``HEAD`` is shed here, and only while the worker is
+        overloaded (:meth:`late`, the middleware's own signal); a routing lookup naming an
+        emergency category never is. A POST's category is in its body, so every POST goes
+        on to the middleware, which reads it. Full lanes are left to the middleware's queue.
+        """
+        if method not in _BODILESS:
+            return None
+        lane = lane_for(method, path)
+        if lane is None or not self.late():
+            return None
+        if lane == ROUTE and self.is_emergency(parse_query(query).get("category")):
+            return None
+        self.shed[lane] += 1
+        return lane
+
     # --- admission --------------------------------------------------------------------------
 
     def _busy(self, lane: str) -> int:
@@ -267,7 +319,7 @@ class Admission:
         any other request is shed when ``late``, else waits for a slot (bounded).
         """
         category, receive = await self._category(scope, receive, lane)
-        if isinstance(category, str) and category in self.emergency_codes():
+        if self.is_emergency(category):
             escalated = _ESCALATED[lane]  # only escalating lanes read a category
             self.in_flight[escalated] += 1
             return escalated, receive
