@@ -87,7 +87,7 @@ _BODILESS = frozenset({"GET", "HEAD"})
 #: How often the loop-lag probe runs (seconds).
 _PROBE_EVERY_S = 0.05
 #: How fast the shed share follows saturation (per probe), and its ceiling.
-_SHED_STEP = 0.1
+_SHED_STEP = 0.25
 _MAX_SHED = 0.95
 
 
@@ -101,7 +101,7 @@ class AdmissionLimits:
     queue_wait_s: float = 1.0
     shed_lag_s: float = 0.2
     shed_utilization: float = 0.75  # a worker sharing its core never shows a full one
-    shed_connections: int = 256
+    shed_connections: int = 96
     retry_after_s: int = 1
     max_peek: int = 64 * 1024
 

@@ -70,7 +70,7 @@ class ApiSettings(EnvironmentSettings):
         "non-emergency requests is shed (over 100: only by event-loop lag).",
     )
     shed_connections: int = Field(
-        256,
+        96,
         ge=1,
         description="Open connections of a worker from which its CPU use counts as overload.",
     )
