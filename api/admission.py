@@ -21,8 +21,9 @@ a point) never shows as requests in flight, so the worker is watched too, while 
 more than ``shed_connections`` open connections (counted by ``api.connections``, the
 protocol of ``geo-router serve``; requests then wait unseen in the kernel's socket buffers):
 while the loop runs late (scheduling lag over ``shed_lag_s``) every lower-lane request is
-shed, and while the process uses more than ``shed_utilization`` of a CPU (its threads share
-one GIL) a growing share of them is. The emergency lanes
+shed, and while the process uses, or its loop thread waits for, more than
+``shed_utilization`` of a CPU (its threads share one GIL; a worker sharing its core with
+other processes gets only part of it) a growing share of them is. The emergency lanes
 have no limit: they are never refused here. Far above capacity even that is too late: the
 served protocol (:mod:`api.connections`) asks :meth:`Admission.shed_unread` as soon as a
 request's headers are parsed, and a lower-lane ``GET`` of an overloaded worker is answered
@@ -89,6 +90,18 @@ _PROBE_EVERY_S = 0.05
 #: How fast the shed share follows saturation (per probe), and its ceiling.
 _SHED_STEP = 0.25
 _MAX_SHED = 0.95
+
+
+def _cpu_demand() -> float:
+    """Seconds of CPU this process used plus those its calling thread (the event loop) spent
+    runnable but waiting for a CPU (Linux ``schedstat``): a worker sharing its core with
+    other processes wants the CPU all the time while it gets only its share."""
+    used = time.process_time()
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stats:
+            return used + int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return used
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +228,7 @@ class Admission:
     # --- the loop-lag probe ---------------------------------------------------------------
 
     def _probe(self) -> None:
-        now, cpu = time.monotonic(), time.process_time()
+        now, cpu = time.monotonic(), _cpu_demand()
         elapsed = now - self._due + _PROBE_EVERY_S
         self._lag = max(0.0, now - self._due)
         utilization = (cpu - self._cpu) / elapsed if elapsed > 0 else 0.0
@@ -251,7 +264,7 @@ class Admission:
         """How late the event loop runs its callbacks now (seconds); starts the probe."""
         now = time.monotonic()
         if self._due == 0.0:  # the first request: start the probe
-            self._due, self._cpu = now + _PROBE_EVERY_S, time.process_time()
+            self._due, self._cpu = now + _PROBE_EVERY_S, _cpu_demand()
             asyncio.get_running_loop().call_later(_PROBE_EVERY_S, self._probe)
             return 0.0
         return max(self._lag, now - self._due)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -67,6 +68,18 @@ async def test_only_lower_gets_of_an_overloaded_worker_are_shed_unread() -> None
     assert admission.shed_unread("GET", "/livez", b"") is None
     assert admission.shed_unread("GET", "/readyz", b"") is None
     assert admission.shed == {**dict.fromkeys(admission.shed, 0), ROUTE: 2, OTHER: 2}
+
+
+def test_cpu_demand_counts_cpu_used_and_waited_for() -> None:
+    from api.admission import _cpu_demand
+
+    used = time.process_time()
+    before = _cpu_demand()
+    assert before >= used  # CPU used, plus time runnable but waiting for a CPU (Linux)
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn some CPU
+        pass
+    assert _cpu_demand() - before >= 0.05
 
 
 def test_the_overloaded_problem_names_lane_and_retry() -> None:
