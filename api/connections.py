@@ -112,6 +112,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._counted: str | None = None
         self._started: list[Any] = []  # this connection's request cycles handed to the app
+        self._completing = False  # inside on_response_complete (see there)
+        self._complete_again = False
         if not _SERVED:
             _SERVED.append(self.connections)  # the server's own set (one server per process)
 
@@ -164,6 +166,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _answer_shed(self, cycle: Any, lane: str, retry_after_s: int) -> None:
         """Answer ``cycle`` a ready-made 503 problem+json, without the app."""
         type(self).shed_unread += 1
+        if self.transport.is_closing():  # the client is gone: nothing to answer
+            cycle.response_complete = True
+            return
         scope = cycle.scope
         request_id = new_request_id()
         body = orjson.dumps(
@@ -195,9 +200,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
-        """A response went out: idle time is the keep-alive timeout's, not the header's."""
+        """A response went out: idle time is the keep-alive timeout's, not the header's.
+
+        uvicorn starts the next pipelined request from here; a shed one completes at once,
+        calling this again. Those calls are looped here, not nested: a client pipelining
+        thousands of requests behind a slow one must not exhaust the stack."""
         self._cancel_header_timer()
-        super().on_response_complete()
+        if self._completing:
+            self._complete_again = True
+            return
+        self._completing = True
+        try:
+            self._complete_again = True
+            while self._complete_again:
+                self._complete_again = False
+                super().on_response_complete()
+        finally:
+            self._completing = False
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None and not self.transport.is_closing():
