@@ -190,8 +190,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.on_response_complete()  # the next pipelined request, or the keep-alive clock
 
     def on_message_begin(self) -> None:
-        """A request starts: its headers must be complete within the timeout."""
+        """A request starts: its headers must be complete within the timeout, and the idle
+        (keep-alive) clock stops: a shed answer may have started it while this request was
+        already in the same read."""
         super().on_message_begin()
+        self._unset_keepalive_if_required()
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:

@@ -3,6 +3,7 @@ client, quiet pipelined disconnects (issue 10, Medium 7 and the Low item on trac
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import threading
@@ -104,6 +105,8 @@ def test_pipelining_clients_that_hang_up_log_no_traceback(serve: Any) -> None:
 async def _echo_app(scope: Any, receive: Any, send: Any) -> None:
     """A bare ASGI app answering 200 ``ok`` (the body read), recording what reached it."""
     _REACHED.append(f"{scope['method']} {scope['path']}?{scope['query_string'].decode()}")
+    if b"slow" in scope["query_string"]:
+        await asyncio.sleep(2.0)  # longer than the keep-alive timeout
     while (await receive()).get("more_body", False):
         pass
     length = (b"content-length", b"2")
@@ -139,7 +142,12 @@ def overloaded_server() -> Any:
     admission.open_connections = lambda: 10**6
     _REACHED.clear()
     config = uvicorn.Config(
-        _echo_app, port=0, http=GuardedHttpToolsProtocol, lifespan="off", log_level="warning"
+        _echo_app,
+        port=0,
+        http=GuardedHttpToolsProtocol,
+        lifespan="off",
+        log_level="warning",
+        timeout_keep_alive=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -187,14 +195,18 @@ def test_an_overloaded_worker_sheds_lower_gets_unread_and_keeps_the_connection(
         sock.close()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         reader = sock.makefile("rb")
+        # A shed answer starts the idle clock; a slow request in the same read stops it.
+        slow = b"GET /v1/route?category=fire&slow=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+        sock.sendall(GET + slow)
+        assert _answer(reader)[0] == 503 and _answer(reader)[0] == 200
         sock.sendall(POST + GET * 3000)
         assert _answer(reader)[0] == 200
         assert {_answer(reader)[0] for _ in range(3000)} == {503}
-    assert _REACHED[-1] == "POST /v1/reports?"
-    del _REACHED[-1]
     assert _REACHED == [
         "GET /v1/route?lon=107.6&lat=-6.9&category=fire",
         "POST /v1/reports?",
         "GET /readyz?",
+        "GET /v1/route?category=fire&slow=1",
+        "POST /v1/reports?",
     ]
-    assert admission.shed["route"] == 3003 and admission.shed["other"] == 2
+    assert admission.shed["route"] == 3004 and admission.shed["other"] == 2
