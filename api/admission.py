@@ -21,9 +21,13 @@ a point) never shows as requests in flight, so the worker is watched too, while 
 more than ``shed_connections`` open connections (counted by ``api.connections``, the
 protocol of ``geo-router serve``; requests then wait unseen in the kernel's socket buffers):
 while the loop runs late (scheduling lag over ``shed_lag_s``) every lower-lane request is
-shed, and while the process uses more than ``shed_utilization`` of a CPU (its threads share
-one GIL) a growing share of them is. The emergency lanes
-have no limit: they are never refused here.
+shed, and while the process uses, or its loop thread waits for, more than
+``shed_utilization`` of a CPU (its threads share one GIL; a worker sharing its core with
+other processes gets only part of it) a growing share of them is. The emergency lanes
+have no limit: they are never refused here. Far above capacity even that is too late: the
+served protocol (:mod:`api.connections`) asks :meth:`Admission.shed_unread` as soon as a
+request's headers are parsed, and a lower-lane ``GET`` of an overloaded worker is answered
+there, by the same signal and counters, without starting the app at all.
 
 The hot path pays for a few string compares and two counters. Whether a request is an
 emergency is decided only when its lane is full or the loop is late (so an emergency is
@@ -48,6 +52,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Message, Receive, Scope
 
+from api.errors import PROBLEM_TYPE_BASE, problem_body
 from api.route_input import parse_query
 
 __all__ = [
@@ -59,7 +64,9 @@ __all__ = [
     "ROUTE",
     "Admission",
     "AdmissionLimits",
+    "lane_for",
     "lane_of",
+    "overloaded_problem",
 ]
 
 EMERGENCY_ROUTE = "emergency_route"
@@ -76,11 +83,25 @@ _ESCALATED = {ROUTE: EMERGENCY_ROUTE, INTAKE: EMERGENCY_INTAKE}
 _EXEMPT = frozenset({"/livez", "/readyz"})
 _INTAKE_POSTS = frozenset({"/v1/reports", "/v1/callers/lookup"})
 _OPEN311_POST = "/open311/v2/requests."
+#: The methods the protocol may shed unread: a POST's category is in its body.
+_BODILESS = frozenset({"GET", "HEAD"})
 #: How often the loop-lag probe runs (seconds).
 _PROBE_EVERY_S = 0.05
 #: How fast the shed share follows saturation (per probe), and its ceiling.
-_SHED_STEP = 0.1
+_SHED_STEP = 0.25
 _MAX_SHED = 0.95
+
+
+def _cpu_demand() -> float:
+    """Seconds of CPU this process used plus those its calling thread (the event loop) spent
+    runnable but waiting for a CPU (Linux ``schedstat``): a worker sharing its core with
+    other processes wants the CPU all the time while it gets only its share."""
+    used = time.process_time()
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stats:
+            return used + int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return used
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,19 +114,38 @@ class AdmissionLimits:
     queue_wait_s: float = 1.0
     shed_lag_s: float = 0.2
     shed_utilization: float = 0.75  # a worker sharing its core never shows a full one
-    shed_connections: int = 256
+    shed_connections: int = 96
     retry_after_s: int = 1
     max_peek: int = 64 * 1024
 
 
-def lane_of(scope: Scope) -> str | None:
+def lane_for(method: str, path: str) -> str | None:
     """The lane of a request by method and path alone (None: the probes, never held)."""
-    path: str = scope["path"]
     if path.startswith("/v1/route"):
         return ROUTE
-    if scope["method"] == "POST" and (path in _INTAKE_POSTS or path.startswith(_OPEN311_POST)):
+    if method == "POST" and (path in _INTAKE_POSTS or path.startswith(_OPEN311_POST)):
         return INTAKE
     return None if path in _EXEMPT else OTHER
+
+
+def lane_of(scope: Scope) -> str | None:
+    """The lane of an ASGI request (:func:`lane_for` its method and path)."""
+    return lane_for(scope["method"], scope["path"])
+
+
+def overloaded_problem(
+    lane: str, retry_after_s: int, instance: str | None, request_id: str | None
+) -> dict[str, Any]:
+    """The 503 problem of a shed request, naming its lane (the app's and the protocol's)."""
+    return problem_body(
+        503,
+        f"the service is overloaded and sheds {lane} requests first; retry after "
+        f"{retry_after_s} s (emergencies are still answered)",
+        type_uri=PROBLEM_TYPE_BASE + "overloaded",
+        instance=instance,
+        request_id=request_id,
+        extra={"lane": lane, "retry_after_s": retry_after_s},
+    )
 
 
 def _body_category(scope: Scope, body: bytes) -> Any:
@@ -188,7 +228,7 @@ class Admission:
     # --- the loop-lag probe ---------------------------------------------------------------
 
     def _probe(self) -> None:
-        now, cpu = time.monotonic(), time.process_time()
+        now, cpu = time.monotonic(), _cpu_demand()
         elapsed = now - self._due + _PROBE_EVERY_S
         self._lag = max(0.0, now - self._due)
         utilization = (cpu - self._cpu) / elapsed if elapsed > 0 else 0.0
@@ -224,10 +264,35 @@ class Admission:
         """How late the event loop runs its callbacks now (seconds); starts the probe."""
         now = time.monotonic()
         if self._due == 0.0:  # the first request: start the probe
-            self._due, self._cpu = now + _PROBE_EVERY_S, time.process_time()
+            self._due, self._cpu = now + _PROBE_EVERY_S, _cpu_demand()
             asyncio.get_running_loop().call_later(_PROBE_EVERY_S, self._probe)
             return 0.0
         return max(self._lag, now - self._due)
+
+    def is_emergency(self, category: Any) -> bool:
+        """Whether ``category`` (as a request names it) is one of the city's emergencies."""
+        return isinstance(category, str) and category in self.emergency_codes()
+
+    def shed_unread(self, method: str, path: str, query: bytes) -> str | None:
+        """The lane in which to shed a request before it reaches the app (None: hand it on).
+
+        For the connection protocol (:mod:`api.connections`), which answers a ready-made
+        503 without starting the app when this names a lane: far above capacity even a
+        request shed by the middleware costs a task and the ASGI stack, enough to saturate a
+        worker. Only a ``GET``/``HEAD`` is shed here, and only while the worker is
+        overloaded (:meth:`late`, the middleware's own signal); a routing lookup naming an
+        emergency category never is. A POST's category is in its body, so every POST goes
+        on to the middleware, which reads it. Full lanes are left to the middleware's queue.
+        """
+        if method not in _BODILESS:
+            return None
+        lane = lane_for(method, path)
+        if lane is None or not self.late():
+            return None
+        if lane == ROUTE and self.is_emergency(parse_query(query).get("category")):
+            return None
+        self.shed[lane] += 1
+        return lane
 
     # --- admission --------------------------------------------------------------------------
 
@@ -267,7 +332,7 @@ class Admission:
         any other request is shed when ``late``, else waits for a slot (bounded).
         """
         category, receive = await self._category(scope, receive, lane)
-        if isinstance(category, str) and category in self.emergency_codes():
+        if self.is_emergency(category):
             escalated = _ESCALATED[lane]  # only escalating lanes read a category
             self.in_flight[escalated] += 1
             return escalated, receive

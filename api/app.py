@@ -33,7 +33,7 @@ from api import schemas
 from api.admission import Admission, AdmissionLimits
 from api.auth import Authenticator
 from api.client_address import TrustedProxies
-from api.connections import open_connections
+from api.connections import open_connections, shed_with
 from api.deps import report_service_of
 from api.errors import install_error_handlers
 from api.middleware import ApiMiddleware
@@ -511,6 +511,7 @@ def create_app(
     # One layer: request id (outermost), catch-all 500, metrics, body limit, admission.
     state.trusted_proxies = TrustedProxies.parse(settings.server.trusted_proxies)
     state.admission = admission_for(app)
+    shed_with(state.admission)  # served by api.connections: lower GETs shed before the app
     app.add_middleware(
         ApiMiddleware,
         metrics=state.metrics,

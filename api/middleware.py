@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.admission import Admission, lane_of
+from api.admission import Admission, lane_of, overloaded_problem
 from api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, problem_body
 from api.request_ids import REQUEST_ID_OK, new_request_id, request_id_of, set_request_id
 from api.request_metrics import Metrics
@@ -77,19 +77,6 @@ def _too_large(scope: Scope, limit: int, declared: int | None) -> dict[str, Any]
         instance=scope.get("path"),
         request_id=request_id_of(scope),
         extra={"limit_bytes": limit},
-    )
-
-
-def _overloaded(scope: Scope, lane: str, retry_after_s: int) -> dict[str, Any]:
-    """The 503 problem of a shed request, naming its lane."""
-    return problem_body(
-        503,
-        f"the service is overloaded and sheds {lane} requests first; retry after "
-        f"{retry_after_s} s (emergencies are still answered)",
-        type_uri=PROBLEM_TYPE_BASE + "overloaded",
-        instance=scope.get("path"),
-        request_id=request_id_of(scope),
-        extra={"lane": lane, "retry_after_s": retry_after_s},
     )
 
 
@@ -149,7 +136,7 @@ class ApiMiddleware:
     async def _shed(self, scope: Scope, lane: str, send: Send) -> None:
         """Answer a shed request 503 with ``Retry-After``."""
         retry = self.admission.limits.retry_after_s if self.admission is not None else 1
-        body = _overloaded(scope, lane, retry)
+        body = overloaded_problem(lane, retry, scope.get("path"), request_id_of(scope))
         await _send_problem(send, body, (b"retry-after", str(retry).encode()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -66,11 +66,12 @@ class ApiSettings(EnvironmentSettings):
         75,
         ge=10,
         le=1000,
-        description="Worker CPU use (percent of one CPU) over which a growing share of "
-        "non-emergency requests is shed (over 100: only by event-loop lag).",
+        description="Worker CPU use plus time waiting for a CPU (percent of one CPU) over "
+        "which a growing share of non-emergency requests is shed (over 100: only by "
+        "event-loop lag).",
     )
     shed_connections: int = Field(
-        256,
+        96,
         ge=1,
         description="Open connections of a worker from which its CPU use counts as overload.",
     )

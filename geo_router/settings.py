@@ -185,6 +185,14 @@ class ServerSettings(EnvironmentSettings):
         ge=1,
         description="Open connections per client address (trusted proxies are not capped).",
     )
+    backlog: int = Field(
+        4096,
+        ge=64,
+        le=65535,
+        description="Connections the kernel holds for a busy worker before it refuses new "
+        "ones (capped by net.core.somaxconn); a deep backlog keeps an emergency's connection "
+        "from being refused while the worker sheds lower classes.",
+    )
     trusted_proxies: str = Field(
         "",
         description="Comma-separated addresses or networks of load balancers whose "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from api.admission import (
     Admission,
     AdmissionLimits,
     lane_of,
+    overloaded_problem,
 )
 from api.middleware import ApiMiddleware
 from api.request_metrics import Metrics
@@ -44,6 +46,47 @@ def test_lanes_by_method_and_path() -> None:
     assert lane_of(_scope("GET", "/v1/subscribers")) == OTHER
     assert lane_of(_scope("GET", "/readyz")) is None
     assert lane_of(_scope("GET", "/livez")) is None
+
+
+@pytest.mark.anyio
+async def test_only_lower_gets_of_an_overloaded_worker_are_shed_unread() -> None:
+    admission = Admission(AdmissionLimits(shed_utilization=1e9), lambda: EMERGENCIES)
+    admission.open_connections = lambda: 10**6  # a crowd waits
+    point = b"lon=107.6&lat=-6.9"
+    assert admission.shed_unread("GET", "/v1/route", point) is None  # the loop is on time
+    admission.limits = replace(admission.limits, shed_lag_s=-1.0)  # now it is late
+    assert admission.shed_unread("GET", "/v1/route", point) == ROUTE
+    assert admission.shed_unread("GET", "/v1/route", point + b"&category=waste") == ROUTE
+    assert admission.shed_unread("GET", "/v1/reports", b"limit=5") == OTHER
+    assert admission.shed_unread("HEAD", "/v1/reports", b"") == OTHER
+    # Never here: emergency lookups (also percent-encoded), any POST, the probes.
+    assert admission.shed_unread("GET", "/v1/route", point + b"&category=fire") is None
+    assert admission.shed_unread("GET", "/v1/route", b"category=%66ire&" + point) is None
+    assert admission.shed_unread("POST", "/v1/reports", b"") is None
+    assert admission.shed_unread("POST", "/v1/route/batch", b"") is None
+    assert admission.shed_unread("POST", "/v1/layers", b"") is None
+    assert admission.shed_unread("GET", "/livez", b"") is None
+    assert admission.shed_unread("GET", "/readyz", b"") is None
+    assert admission.shed == {**dict.fromkeys(admission.shed, 0), ROUTE: 2, OTHER: 2}
+
+
+def test_cpu_demand_counts_cpu_used_and_waited_for() -> None:
+    from api.admission import _cpu_demand
+
+    used = time.process_time()
+    before = _cpu_demand()
+    assert before >= used  # CPU used, plus time runnable but waiting for a CPU (Linux)
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn some CPU
+        pass
+    assert _cpu_demand() - before >= 0.05
+
+
+def test_the_overloaded_problem_names_lane_and_retry() -> None:
+    problem = overloaded_problem(ROUTE, 3, "/v1/route", "abc")
+    assert problem["status"] == 503 and problem["type"].endswith("overloaded")
+    assert (problem["lane"], problem["retry_after_s"], problem["request_id"]) == (ROUTE, 3, "abc")
+    assert "emergencies are still answered" in problem["detail"]
 
 
 class _Held:

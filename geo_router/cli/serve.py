@@ -139,7 +139,8 @@ def uvicorn_config(server: ServerSettings) -> uvicorn.Config:
     """uvicorn's configuration of the served app: the guarded protocol and the timeouts.
 
     ``api.connections`` adds the header timeout and the connection cap per client (its own
-    ``ServerSettings``); uvicorn closes idle keep-alive connections after ``keep_alive_s``.
+    ``ServerSettings``) and sheds lower-class GETs unread when overloaded; uvicorn closes idle
+    keep-alive connections after ``keep_alive_s``; the accept queue is ``backlog`` deep.
     There is no global ``limit_concurrency``: it would refuse emergencies alike; the app's
     admission control sheds lower classes instead.
     """
@@ -154,6 +155,7 @@ def uvicorn_config(server: ServerSettings) -> uvicorn.Config:
         access_log=False,
         http=CONNECTION_PROTOCOL,
         timeout_keep_alive=server.keep_alive_s,
+        backlog=server.backlog,
         timeout_graceful_shutdown=30,
     )
 
