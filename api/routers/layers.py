@@ -22,7 +22,7 @@ from api.deps import get_layer_versions, require_roles
 from api.serialize import json_response
 from geo_router.planning.upload_file import check_size
 from geo_router.planning.versions import LayerVersions, PendingUpload
-from geo_router.store.layer_versions_repo import LayerVersionRow, VersionEvent
+from geo_router.store.layer_versions_repo import LayerVersionRow
 
 __all__ = ["router", "status_url", "version_view"]
 
@@ -51,36 +51,8 @@ def status_url(row: LayerVersionRow) -> str:
 
 
 def version_view(row: LayerVersionRow, *, report: bool = False) -> dict[str, Any]:
-    """A version as JSON (its validation report too when ``report``)."""
-    view: dict[str, Any] = {
-        "id": row.id,
-        "layer": row.layer,
-        "number": row.number,
-        "state": row.state,
-        "checksum": row.checksum,
-        "author": row.author,
-        "note": row.note,
-        "source": row.source_name,
-        "created_at": row.created_at.isoformat(),
-        "effective_at": None if row.effective_at is None else row.effective_at.isoformat(),
-        "feature_count": row.feature_count,
-        "status_url": status_url(row),
-    }
-    if report:
-        view["report"] = row.report
-    return view
-
-
-def _event_view(event: VersionEvent) -> dict[str, Any]:
-    return {
-        "version": event.version_id,
-        "number": event.number,
-        "at": event.at.isoformat(),
-        "actor": event.actor,
-        "from": event.from_state,
-        "to": event.to_state,
-        "note": event.note,
-    }
+    """A version as JSON with its status URL (its validation report too when ``report``)."""
+    return {**row.to_dict(report=report), "status_url": status_url(row)}
 
 
 def _validate_in_background(versions: LayerVersions, pending: PendingUpload, who: Any) -> None:
@@ -148,7 +120,7 @@ def list_versions(layer: str, _who: Planner, versions: Versions) -> Response:
         {
             "layer": layer,
             "versions": [version_view(r) for r in rows],
-            "history": [_event_view(e) for e in events],
+            "history": [e.to_dict() for e in events],
         }
     )
 

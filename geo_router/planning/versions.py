@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -149,7 +150,7 @@ class LayerVersions:
         check_size(len(data), self.limits)
         suffix_of(filename)
         checksum = checksum_of(data)
-        source = f"upload{suffix_of(filename)}"
+        source = PurePath(filename).name[-200:]  # the planner's file name, for the history
         try:
             frame = read_upload(data, filename, self.limits)
         except UnreadableUploadError as exc:

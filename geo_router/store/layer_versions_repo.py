@@ -52,6 +52,25 @@ class LayerVersionRow:
     report: dict[str, Any] | None
     geojson: str | None = None
 
+    def to_dict(self, *, report: bool = False) -> dict[str, Any]:
+        """Plain JSON data (the validation report too when ``report``; never the zones)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "layer": self.layer,
+            "number": self.number,
+            "state": self.state,
+            "checksum": self.checksum,
+            "author": self.author,
+            "note": self.note,
+            "source": self.source_name,
+            "created_at": self.created_at.isoformat(),
+            "effective_at": None if self.effective_at is None else self.effective_at.isoformat(),
+            "feature_count": self.feature_count,
+        }
+        if report:
+            data["report"] = self.report
+        return data
+
 
 @dataclass(frozen=True, slots=True)
 class VersionEvent:
@@ -64,6 +83,18 @@ class VersionEvent:
     from_state: str | None
     to_state: str
     note: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return {
+            "version": self.version_id,
+            "number": self.number,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "from": self.from_state,
+            "to": self.to_state,
+            "note": self.note,
+        }
 
 
 def locals_of(names: dict[str, Any]) -> dict[str, Any]:
