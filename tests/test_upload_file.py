@@ -59,6 +59,14 @@ def test_zipped_shapefile_and_geopackage_are_read(tmp_path: Path) -> None:
         assert sorted(gdf["kode"].astype(str)) == sorted(frame["kode"].astype(str))
 
 
+@pytest.mark.parametrize(("driver", "name"), [("FlatGeobuf", "zones.fgb"), ("KML", "zones.kml")])
+def test_flatgeobuf_and_kml_are_read(tmp_path: Path, driver: str, name: str) -> None:
+    pyogrio.write_dataframe(_frame(), tmp_path / name, driver=driver)
+    gdf = read_upload((tmp_path / name).read_bytes(), name, LIMITS)
+    assert len(gdf) == 152 and gdf.crs.to_epsg() == 4326
+    assert sorted(gdf["kode"].astype(str)) == sorted(_frame()["kode"].astype(str))
+
+
 def test_another_crs_is_reprojected(tmp_path: Path) -> None:
     utm = _frame().to_crs(32748)
     assert utm.total_bounds[0] > 1000  # metres, not degrees

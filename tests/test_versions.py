@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pyogrio
 import pytest
 import shapely
 
@@ -97,7 +98,13 @@ def test_a_layer_without_its_id_column_fails_naming_it(versions: LayerVersions) 
     assert row.state == "failed" and "'kode'" in row.report["error"]  # type: ignore[index]
 
 
-def test_zipped_shapefile_geopackage_and_utm_uploads_are_staged(
+def kml(frame: gpd.GeoDataFrame, folder: Path) -> bytes:
+    """The frame as KML bytes."""
+    pyogrio.write_dataframe(frame, folder / "zones.kml", driver="KML")
+    return (folder / "zones.kml").read_bytes()
+
+
+def test_zipped_shapefile_geopackage_kml_and_utm_uploads_are_staged(
     versions: LayerVersions, tmp_path: Path
 ) -> None:
     frame = gpd.read_file(GOOD)
@@ -106,6 +113,7 @@ def test_zipped_shapefile_geopackage_and_utm_uploads_are_staged(
         "zones.zip": zipped_shapefile(frame, tmp_path / "shp"),
         "zones.gpkg": geopackage(frame, tmp_path),
         "utm.gpkg": geopackage(frame.to_crs(32748), tmp_path / "shp"),
+        "zones.kml": kml(frame, tmp_path),
     }
     for name, data in uploads.items():
         row = versions.upload("kelurahan", data, name, None, WHO)
