@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from geo_router.city.profile import load_profile
 from geo_router.planning.seeding import PROFILE_AUTHOR, seed_from_profile
 from geo_router.planning.versions import LayerVersions
 from geo_router.store.layer_versions_repo import LayerVersionsRepo
+from geo_router.store.schema import layer_versions, utcnow
 from tests.conftest import copy_of_demo_city
 
 EXAMPLES = Path(__file__).parents[1] / "zones_data" / "examples"
@@ -47,3 +49,24 @@ def test_a_profile_file_changed_on_disk_becomes_a_staged_version(
     assert newest.note is not None and "changed on disk" in newest.note
     assert newest.report is not None and newest.report["blocking"]  # the gate ran
     assert set(seed_from_profile(versions).values()) == {"unchanged"}
+
+
+def test_an_upload_left_validating_by_a_dead_process_is_failed_at_start(
+    migrated_engine: Any, demo_profile_path: Path
+) -> None:
+    versions = LayerVersions(LayerVersionsRepo(migrated_engine), load_profile(demo_profile_path))
+    seed_from_profile(versions)
+    values: dict[str, Any] = {"state": "validating", "author": "p", "note": None}
+    old = versions.repo.create(layer="kelurahan", checksum="old", **values)
+    young = versions.repo.create(layer="kelurahan", checksum="young", **values)
+    with migrated_engine.begin() as conn:  # the first one was stored two hours ago
+        conn.execute(
+            layer_versions.update()
+            .where(layer_versions.c.id == old.id)
+            .values(created_at=utcnow() - timedelta(hours=2))
+        )
+    seed_from_profile(versions)
+    failed = versions.get_version(old.id)
+    assert failed.state == "failed" and "interrupted" in failed.report["error"]  # type: ignore[index]
+    assert versions.get_version(young.id).state == "validating"  # may be running elsewhere
+    assert versions.history("kelurahan")[-1].to_state == "failed"

@@ -9,18 +9,31 @@ through the validation gate, never a silent swap: a planner activates it, or not
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from geo_router.city.layers import layer_version, read_layer_frame
 from geo_router.planning.versions import LayerVersions, json_data
-from geo_router.store.schema import LayerVersionState
+from geo_router.store.schema import LayerVersionState, utcnow
 
-__all__ = ["PROFILE_AUTHOR", "seed_from_profile"]
+__all__ = ["PROFILE_AUTHOR", "STALE_VALIDATION", "fail_interrupted", "seed_from_profile"]
 
 log = logging.getLogger(__name__)
 
 #: The author of the versions made from the profile's files.
 PROFILE_AUTHOR = "city-profile"
+#: An upload still ``validating`` this long after it was stored lost its process: no gate
+#: runs that long (another process may be validating a younger one right now).
+STALE_VALIDATION = timedelta(hours=1)
+
+
+def fail_interrupted(
+    versions: LayerVersions, older_than: timedelta = STALE_VALIDATION
+) -> list[str]:
+    """Mark ``failed`` the uploads whose validation was interrupted (a process killed
+    mid-gate), so that none stays ``validating`` for ever; their ids."""
+    note = "validation was interrupted (the process stopped): upload the file again"
+    return versions.repo.fail_stale(utcnow() - older_than, actor=PROFILE_AUTHOR, note=note)
 
 
 def seed_from_profile(versions: LayerVersions) -> dict[str, str]:
@@ -32,6 +45,9 @@ def seed_from_profile(versions: LayerVersions) -> dict[str, str]:
     """
     outcome: dict[str, str] = {}
     repo = versions.repo
+    interrupted = fail_interrupted(versions)
+    if interrupted:
+        log.warning("uploads whose validation was interrupted are now failed: %s", interrupted)
     for spec in versions.profile.layers:
         checksum = layer_version(spec.path)
         if checksum in repo.checksums(spec.name):

@@ -236,6 +236,29 @@ class LayerVersionsRepo:
             self._event(conn, version_id, utcnow(), actor, before, to, note)
             return str(before)
 
+    def fail_stale(self, created_before: datetime, *, actor: str, note: str) -> list[str]:
+        """Mark ``failed`` every version still ``validating`` that was created before
+        ``created_before`` (its process stopped mid-gate); their ids."""
+        with write_transaction(self.engine) as conn:
+            stale = list(
+                conn.execute(
+                    sa.select(layer_versions.c.id).where(
+                        layer_versions.c.state == "validating",
+                        layer_versions.c.created_at < created_before,
+                    )
+                ).scalars()
+            )
+            if stale:
+                conn.execute(
+                    layer_versions.update()
+                    .where(layer_versions.c.id.in_(stale))
+                    .values(state="failed", report={"error": note})
+                )
+            now = utcnow()
+            for version_id in stale:
+                self._event(conn, version_id, now, actor, "validating", "failed", note)
+        return [str(v) for v in stale]
+
     def get(self, version_id: str, *, with_zones: bool = False) -> LayerVersionRow | None:
         """The version with this id (its GeoJSON too when ``with_zones``), or None."""
         columns = list(layer_versions.c) if with_zones else _SUMMARY
