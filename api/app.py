@@ -44,6 +44,7 @@ from api.routers import (
     docs,
     health,
     info,
+    layers,
     mapview,
     metrics,
     open311,
@@ -83,6 +84,7 @@ OPENAPI_TAGS = [
     {"name": "subscribers", "description": "The caller registry."},
     {"name": "callers", "description": "Who is calling: the call-taker's lookup."},
     {"name": "reports", "description": "Report intake."},
+    {"name": "layers", "description": "Versions of the zone layers, for planners."},
     {"name": "open311", "description": "Open311 GeoReport v2."},
     {"name": "service", "description": "Service information, health and metrics."},
     {"name": "map", "description": "The call-taker map page."},
@@ -143,6 +145,28 @@ def _snapshot_versions(router: Router) -> tuple[dict[str, str], dict[str, str]]:
     return layers, facilities
 
 
+def seed_layer_versions(store: Store | None, router: Router) -> None:
+    """Store the profile's layer files as versions (``planning.seeding``): version 1 at
+    first start, a staged version for a file changed on disk. Never stops the start."""
+    engine = getattr(store, "engine", None)  # stand-in stores have none
+    if engine is None:
+        return
+    from geo_router.planning.seeding import seed_from_profile
+    from geo_router.planning.versions import LayerVersions
+    from geo_router.store.layer_versions_repo import LayerVersionsRepo
+
+    try:
+        outcome = seed_from_profile(
+            LayerVersions(LayerVersionsRepo(engine), router.snapshot.profile)
+        )
+    except Exception:  # the city is served from its files either way
+        log.exception("storing the profile's layer files as versions failed")
+        return
+    changed = {name: what for name, what in outcome.items() if what != "unchanged"}
+    if changed:
+        log.info("layer versions from the city profile: %s", changed)
+
+
 def _load_in_background(app: FastAPI, loader: CityLoader) -> threading.Thread:
     """Start the thread that loads the city and flips readiness."""
     state = app.state
@@ -155,6 +179,7 @@ def _load_in_background(app: FastAPI, loader: CityLoader) -> threading.Thread:
             log.exception("loading the city %s failed", city)
             state.load_error = f"{type(exc).__name__}: {exc}"
             return
+        seed_layer_versions(state.store, router)  # before ready: uploads compare against it
         state.geocoder = geocoder
         state.router = router  # set last: readiness is "router is not None"
         state.metrics.set_versions(*_snapshot_versions(router))
@@ -522,7 +547,7 @@ def create_app(
     route.include_routes(app)  # GET /v1/route first among the app's routes: the hot path
     for module in (collections, info, health, metrics):
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
-    for module in (subscribers, callers, reports, open311, mapview):
+    for module in (subscribers, callers, reports, layers, open311, mapview):
         app.include_router(module.router, responses=schemas.PROBLEM_RESPONSES)
     if settings.api.legacy_caller_path:  # off by default: the number would sit in the URL
         app.include_router(callers.legacy_router, responses=schemas.PROBLEM_RESPONSES)

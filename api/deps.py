@@ -24,8 +24,10 @@ from geo_router.intake.reports.pending import PendingReports
 from geo_router.intake.reports.service import ReportService
 from geo_router.intake.secrets import Secrets
 from geo_router.intake.subscribers.service import SubscriberService
+from geo_router.planning.versions import LayerVersions
 from geo_router.settings import IntakeSettings, RoutingSettings
 from geo_router.store.database import Store
+from geo_router.store.layer_versions_repo import LayerVersionsRepo
 from geo_router.store.reports_repo import ReportsRepo
 from geo_router.store.subscribers_repo import SubscribersRepo
 
@@ -38,6 +40,7 @@ __all__ = [
     "get_api_settings",
     "get_geocoder",
     "get_intake_settings",
+    "get_layer_versions",
     "get_metrics",
     "get_principal",
     "get_report_service",
@@ -122,6 +125,14 @@ async def get_geocoder(request: Request) -> Geocoder | None:
     router_or_503(request)
     geocoder: Geocoder | None = request.app.state.geocoder
     return geocoder
+
+
+async def get_layer_versions(request: Request) -> LayerVersions:
+    """The city's layer versions in the store (503 until the city is loaded)."""
+    router = router_or_503(request)
+    store = await get_store(request)
+    repo = LayerVersionsRepo(store.engine)
+    return LayerVersions(repo, router.snapshot.profile, audit=request.app.state.audit)
 
 
 async def get_metrics(request: Request) -> Metrics:

@@ -37,6 +37,8 @@ from geo_router.errors import (
     StoreUnavailableError,
     UnknownCategoryError,
     UnknownCRSError,
+    UploadTooLargeError,
+    VersionConflictError,
 )
 
 __all__ = [
@@ -86,9 +88,11 @@ STATUS_BY_ERROR: dict[type[GeoRouterError], int] = {
     MalformedJSONError: 400,
     BatchTooLargeError: 413,
     BodyTooLargeError: 413,
+    UploadTooLargeError: 413,
     IdempotencyConflictError: 422,
     LayerValidationError: 422,
     NotFoundError: 404,
+    VersionConflictError: 409,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     RateLimitedError: 429,
@@ -102,6 +106,7 @@ _TITLES: dict[int, str] = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
     413: "Content Too Large",
     422: "Unprocessable Content",
     429: "Too Many Requests",

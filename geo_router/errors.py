@@ -15,9 +15,11 @@ client; ``detail`` carries anything extra (field names, per-feature reasons) as 
     │   ├── UnknownCategoryError    a category code the profile does not define
     │   ├── InvalidPhoneError       a phone number that does not parse
     │   ├── BatchTooLargeError      more points than the configured limit
+    │   ├── UploadTooLargeError     an uploaded file over the configured size limit
     │   └── IdempotencyConflictError same Idempotency-Key, different body
     ├── LayerValidationError        a zone layer refused by the validation gate (per feature)
     ├── NotFoundError               an id that does not exist (or is not visible to the caller)
+    ├── VersionConflictError        a layer version change its state does not allow
     ├── AuthenticationError         no key / unknown key / revoked key
     ├── PermissionDeniedError       a key whose role may not do this
     ├── RateLimitedError            over a rate limit (``retry_after_s``)
@@ -54,6 +56,8 @@ __all__ = [
     "StoreUnavailableError",
     "UnknownCRSError",
     "UnknownCategoryError",
+    "UploadTooLargeError",
+    "VersionConflictError",
 ]
 
 
@@ -124,6 +128,10 @@ class BatchTooLargeError(InputError):
     """More items in one request than the configured limit."""
 
 
+class UploadTooLargeError(InputError):
+    """An uploaded file larger than the configured limit (refused before it is read)."""
+
+
 class IdempotencyConflictError(InputError):
     """An Idempotency-Key reused with a different request body."""
 
@@ -134,6 +142,10 @@ class LayerValidationError(GeoRouterError):
 
 class NotFoundError(GeoRouterError):
     """Something that does not exist, or that the caller may not see."""
+
+
+class VersionConflictError(GeoRouterError):
+    """A layer version change its current state does not allow (retiring the only active one)."""
 
 
 class AuthenticationError(GeoRouterError):

@@ -10,7 +10,7 @@ StoreSettings       ``store_settings()``       data dir, database URL, outage jo
 SecretsSettings     ``secrets_settings()``     production, pepper, encryption key, secrets file
 IntakeSettings      ``intake_settings()``      rate limit per number, idempotency TTL, retention
 ServerSettings      ``server_settings()``      host, port, workers, metrics dir, timeouts, proxies
-ValidationSettings  ``validation_settings()``  layer gate: area threshold, nesting share, repair
+ValidationSettings  ``validation_settings()``  layer gate: area, nesting, repair, upload limits
 ==================  =========================  =====================================================
 
 Every consumer takes the part it needs (``Store.open(store)``, ``Secrets.load(secrets, store)``).
@@ -224,6 +224,12 @@ class ValidationSettings(EnvironmentSettings):
     )
     validation_max_repair_change: float = Field(
         0.001, ge=0, description="Largest relative area change a geometry repair may make."
+    )
+    layer_upload_max_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest layer file a planner may upload."
+    )
+    layer_upload_max_vertices: int = Field(
+        2_000_000, ge=1, description="Most vertices an uploaded layer may have."
     )
 
 

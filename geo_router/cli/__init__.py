@@ -7,6 +7,7 @@ from geo_router.cli import (  # noqa: F401  (register commands)
     backup,
     db,
     keys,
+    layers,
     reports,
     routing,
     secrets,

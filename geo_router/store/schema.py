@@ -63,6 +63,11 @@ VerificationStatus = Literal["unverified", "verified", "rejected"]
 #: Verification states of a subscriber.
 VERIFICATION_STATUSES: tuple[VerificationStatus, ...] = get_args(VerificationStatus)
 
+LayerVersionState = Literal["validating", "staged", "failed", "active", "retired"]
+#: A layer version's lifecycle: ``validating`` -> ``staged`` (valid, or with its errors
+#: listed) or ``failed`` (unreadable) -> ``active`` -> ``retired``.
+LAYER_VERSION_STATES: tuple[LayerVersionState, ...] = get_args(LayerVersionState)
+
 AuditAction = Literal[
     "caller_lookup",
     "subscriber_read",
@@ -443,4 +448,48 @@ audit_head = sa.Table(
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.CheckConstraint("id = 1", name="single_row"),
+)
+
+# --- versions of the city's zone layers (``layer_versions_repo``): one row per version, its
+# zones as GeoJSON text in EPSG:4326, and every change of its state in ``layer_version_events``.
+
+layer_versions = sa.Table(
+    "layer_versions",
+    metadata,
+    sa.Column("id", sa.String(40), nullable=False),
+    sa.Column("layer", sa.String(64), nullable=False),
+    sa.Column("number", sa.Integer(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text(), nullable=True),
+    sa.Column("source_name", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("effective_at", UTCDateTime(), nullable=True),
+    sa.Column("feature_count", sa.Integer(), nullable=True),
+    sa.Column("geojson", sa.Text(), nullable=True),
+    sa.Column("report", JSONType, nullable=True),
+    sa.PrimaryKeyConstraint("id", name="pk_layer_versions"),
+    sa.UniqueConstraint("layer", "number", name="uq_layer_versions_layer_number"),
+    sa.CheckConstraint(_in("state", LAYER_VERSION_STATES), name="state"),
+    sa.Index("ix_layer_versions_layer_state", "layer", "state"),
+)
+
+layer_version_events = sa.Table(
+    "layer_version_events",
+    metadata,
+    sa.Column("id", sa.Integer(), nullable=False, autoincrement=True),
+    sa.Column(
+        "version_id",
+        sa.String(40),
+        sa.ForeignKey("layer_versions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint("id", name="pk_layer_version_events"),
+    sa.Index("ix_layer_version_events_version_id_at", "version_id", "at"),
 )
