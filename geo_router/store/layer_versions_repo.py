@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import sqlalchemy as sa
 
@@ -97,9 +97,21 @@ class VersionEvent:
         }
 
 
-def locals_of(names: dict[str, Any]) -> dict[str, Any]:
-    """A method's keyword arguments (its ``locals()`` without ``self``)."""
-    return {k: v for k, v in names.items() if k != "self"}
+class NewVersion(TypedDict, total=False):
+    """What a new version is stored with (``LayerVersionsRepo.create``)."""
+
+    layer: Required[str]
+    state: Required[LayerVersionState]
+    checksum: Required[str]
+    author: Required[str]
+    note: Required[str | None]
+    source_name: str | None
+    geojson: str | None
+    feature_count: int | None
+    report: dict[str, Any] | None
+
+
+_OPTIONAL_FIELDS = ("source_name", "geojson", "feature_count", "report")
 
 
 def _row(row: sa.Row[Any]) -> LayerVersionRow:
@@ -114,64 +126,41 @@ class LayerVersionsRepo:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def create(
-        self,
-        *,
-        layer: str,
-        state: LayerVersionState,
-        checksum: str,
-        author: str,
-        note: str | None,
-        source_name: str | None = None,
-        geojson: str | None = None,
-        feature_count: int | None = None,
-        report: dict[str, Any] | None = None,
-    ) -> LayerVersionRow:
+    def create(self, **version: Unpack[NewVersion]) -> LayerVersionRow:
         """Insert a version numbered after the layer's last one, and its first event."""
-        values = locals_of(locals())
         with write_transaction(self.engine) as conn:
-            return self._insert(conn, values)
+            return self._insert(conn, version)
 
     def create_if_new(
-        self,
-        *,
-        layer: str,
-        state_if_first: LayerVersionState,
-        state: LayerVersionState,
-        checksum: str,
-        author: str,
-        note: str | None,
-        source_name: str | None = None,
-        geojson: str | None = None,
-        feature_count: int | None = None,
-        report: dict[str, Any] | None = None,
+        self, *, state_if_first: LayerVersionState, **version: Unpack[NewVersion]
     ) -> LayerVersionRow | None:
         """Insert a version unless one of the layer's versions has this checksum (None then):
         ``state_if_first`` when the layer has no version yet, else ``state``. Several
         processes seeding at once store it once."""
-        values = locals_of(locals())
-        first = values.pop("state_if_first")
+        layers = layer_versions.c
         try:
             with write_transaction(self.engine) as conn:
-                known = conn.execute(
-                    sa.select(layer_versions.c.checksum).where(layer_versions.c.layer == layer)
-                ).scalars()
-                checksums = set(known)
-                if checksum in checksums:
+                checksums = set(
+                    conn.execute(
+                        sa.select(layers.checksum).where(layers.layer == version["layer"])
+                    ).scalars()
+                )
+                if version["checksum"] in checksums:
                     return None
                 if not checksums:
-                    values["state"] = first
-                return self._insert(conn, values)
+                    version = {**version, "state": state_if_first}
+                return self._insert(conn, version)
         except sa.exc.IntegrityError:  # another process inserted the same number first
             return None
 
-    def _insert(self, conn: sa.Connection, given: dict[str, Any]) -> LayerVersionRow:
+    def _insert(self, conn: sa.Connection, given: NewVersion) -> LayerVersionRow:
         last = conn.execute(
             sa.select(sa.func.max(layer_versions.c.number)).where(
                 layer_versions.c.layer == given["layer"]
             )
         ).scalar()
-        values = {
+        values: dict[str, Any] = {
+            **dict.fromkeys(_OPTIONAL_FIELDS),
             **given,
             "id": new_version_id(),
             "number": int(last or 0) + 1,
