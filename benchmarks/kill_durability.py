@@ -28,7 +28,6 @@ schema of its own, dropped at the end. Every server it starts is killed at exit.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -40,7 +39,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +53,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from geo_router.intake.secrets import write_new_secrets_file
 from geo_router.settings import DEMO_CITY_PROFILE
 from geo_router.store import Store, make_engine
+from geo_router.store.engine import scratch_schema
 
 APP = "api.main:create_app_from_env"
 READY_TIMEOUT_S = 90.0
@@ -202,22 +201,6 @@ class Result:
     integrity: str = ""
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    """A fresh schema on ``url`` (the URL that uses it), dropped afterwards."""
-    schema = f"kd_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options=-csearch_path%3D{schema},public"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def run_backend(backend: str, database_url: str | None, args: argparse.Namespace) -> Result:
@@ -442,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("-- PostgreSQL skipped: no --database-url (GEO_ROUTER_TEST_DATABASE_URL)")
                 continue
             print(f"-- PostgreSQL: {args.kills} kills", flush=True)
-            with postgres_schema(args.database_url) as url:
+            with scratch_schema(args.database_url) as url:
                 results.append(run_backend("postgres", url, args))
         else:
             raise SystemExit(f"unknown backend {backend!r}: use sqlite, postgres")

@@ -92,21 +92,10 @@ def _fresh_database(backend: str, folder: Path) -> Iterator[str]:
     url = _postgres_url()
     if not url:
         pytest.skip("PostgreSQL tests need GEO_ROUTER_TEST_DATABASE_URL (set by .ci/run)")
-    import uuid
+    from geo_router.store.engine import scratch_schema
 
-    import sqlalchemy as sa
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options=-csearch_path%3D{schema},public"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(url) as scoped:
+        yield scoped
 
 
 _BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -159,3 +159,25 @@ def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
             conn = conn.execution_options(**{_IMMEDIATE: True})
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def scratch_schema(url: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh PostgreSQL schema on ``url``, dropped afterwards; yields the URL that uses it.
+
+    For rehearsals and tests that share one database: each gets a schema of its own
+    (``search_path`` set through libpq's ``options``), so none sees another's tables.
+    """
+    import uuid
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema},public"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
