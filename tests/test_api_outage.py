@@ -251,6 +251,7 @@ def test_a_restart_replays_what_the_last_run_journaled(
     assert _stored_counts(url, [report_id]) == {}
     second = _app(settings, demo_router)  # the worker restarts with the store writable again
     with TestClient(second) as client:
+        assert second.state.ready_event.wait(60)  # its city loads beside the replay
         _wait_until(lambda: _drained(second), "the replay at start")
         shown = client.get(f"/v1/reports/{report_id}", headers=headers)
         assert shown.status_code == 200 and shown.json()["status"] == "open"
@@ -314,6 +315,7 @@ def test_postgres_down_emergency_stream_all_answered_then_stored_once_after_rest
     proxy.up()
     second = _app(settings, demo_router, secrets)
     with TestClient(second) as client:
+        assert second.state.ready_event.wait(60)  # its city loads beside the replay
         _wait_until(lambda: _drained(second), "the replay at start")
         del answers["late"]  # filed without an Idempotency-Key: checked below by id
         for i, (key, report_id) in enumerate(answers.items()):
